@@ -93,8 +93,9 @@ class ParseSettings(_Section):
 
 
 class IngestSettings(_Section):
-    #: Parser processes running beside embedding (parsing overlaps embedding).
-    workers: int = Field(1, ge=1, le=64)
+    #: Parser processes running beside embedding (parsing overlaps embedding); 0 parses
+    #: in the calling process (no overlap; for debugging and notebooks).
+    workers: int = Field(1, ge=0, le=64)
     max_file_mb: float = Field(100.0, gt=0)
     file_timeout_s: float = Field(600.0, gt=0)
     #: Glob patterns (matched against the path relative to the ingested folder).

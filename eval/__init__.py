@@ -1,0 +1,1 @@
+"""Benchmarks and evaluation (depends on rag and ingest; nothing depends on it)."""

@@ -1,0 +1,20 @@
+"""Batch ingestion: parse → (privacy steps) → chunk → embed → index."""
+
+from ingest._chunk import Chunker
+from ingest._manage import collection_status, delete_documents
+from ingest._pipeline import Progress, ingest, pipeline_fingerprint
+from ingest._prepare import DocumentStep
+from ingest._report import FileError, RunReport
+from rag import _offline  # noqa: F401  (before any third-party import)
+
+__all__ = [
+    "Chunker",
+    "DocumentStep",
+    "FileError",
+    "Progress",
+    "RunReport",
+    "collection_status",
+    "delete_documents",
+    "ingest",
+    "pipeline_fingerprint",
+]

@@ -1,0 +1,227 @@
+"""The ``rag`` command line. Settings are built here, once, and passed down."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from rag import _offline  # noqa: F401  (before any third-party import)
+from rag._config import Settings, load_settings
+from rag._errors import RagError
+
+app = typer.Typer(
+    help="sovereign-rag: private RAG over enterprise documents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+HomeOpt = Annotated[
+    Path | None, typer.Option("--home", help="State directory (default ./.rag or RAG_HOME).")
+]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="TOML settings file (default ./rag.toml).")
+]
+CollectionOpt = Annotated[
+    str | None, typer.Option("--collection", help="Collection name (store.collection).")
+]
+
+
+def _settings(home: Path | None, config: Path | None, collection: str | None) -> Settings:
+    overrides: dict[str, Any] = {}
+    if home is not None:
+        overrides["home"] = home
+    base = load_settings(config)
+    if collection is not None:
+        overrides["store"] = base.store.model_copy(update={"collection": collection})
+    return base.model_copy(update=overrides) if overrides else base
+
+
+class _Bar:
+    """Rich progress: files done of total, chunks written, chunks per second."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task = progress.add_task("ingest", total=None, chunks=0, rate=0.0)
+        self.chunks = 0
+        self.t0 = time.perf_counter()
+
+    def start(self, total_files: int) -> None:
+        self.progress.update(self.task, total=total_files)
+
+    def file_done(self, status: str, chunks: int) -> None:
+        self.chunks += chunks
+        rate = self.chunks / max(time.perf_counter() - self.t0, 1e-9)
+        self.progress.update(self.task, advance=1, chunks=self.chunks, rate=rate)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders to ingest.")],
+    home: HomeOpt = None,
+    config: ConfigOpt = None,
+    collection: CollectionOpt = None,
+    workers: Annotated[int | None, typer.Option(help="Parser processes (0: in-process).")] = None,
+) -> None:
+    """Parse, chunk, embed and index documents. Unchanged files are skipped."""
+    from ingest._pipeline import ingest as run
+
+    settings = _settings(home, config, collection)
+    if workers is not None:
+        settings = settings.model_copy(
+            update={"ingest": settings.ingest.model_copy(update={"workers": workers})}
+        )
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("files · {task.fields[chunks]} chunks · {task.fields[rate]:.1f} chunks/s"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=False) as progress:
+        report = run(paths, settings, progress=_Bar(progress))
+    out.print(
+        f"files: {report.files_seen} seen, {report.files_ingested} ingested, "
+        f"{report.files_unchanged} unchanged, {report.files_failed} failed · "
+        f"chunks: {report.chunks_written} written, {report.chunks_deleted} removed · "
+        f"{report.wall_seconds:.1f} s"
+    )
+    if report.errors:
+        table = Table("file", "stage", "reason", "detail", title="Failed files")
+        for e in report.errors:
+            table.add_row(e.path, e.stage, e.reason, e.detail + (f" — {e.hint}" if e.hint else ""))
+        out.print(table)
+    out.print(f"run report: {report.report_path}")
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def search(
+    question: Annotated[str, typer.Argument(help="What to look for.")],
+    user: Annotated[str | None, typer.Option("--as", help="User id of the caller.")] = None,
+    group: Annotated[list[str] | None, typer.Option("--group", help="Caller's group.")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=100, help="Results to show.")] = 5,
+    mode: Annotated[str, typer.Option(help="hybrid, dense or sparse.")] = "hybrid",
+    home: HomeOpt = None,
+    config: ConfigOpt = None,
+    collection: CollectionOpt = None,
+) -> None:
+    """Show the chunks that best match a question (public ones plus the caller's)."""
+    from rag._embedding import SentenceTransformerEmbedder
+    from rag._search import principals_for
+    from rag._search import search as run
+    from rag.stores import open_store
+
+    if mode not in ("hybrid", "dense", "sparse"):
+        raise typer.BadParameter("use hybrid, dense or sparse", param_hint="--mode")
+    settings = _settings(home, config, collection)
+    embedder = SentenceTransformerEmbedder(settings.embedding)
+    with _closing(open_store(settings, embedder.dimension)) as store:
+        hits = run(
+            question,
+            settings=settings,
+            embedder=embedder,
+            store=store,
+            principals=principals_for(user, group or ()),
+            k=k,
+            mode=mode,  # type: ignore[arg-type]
+        )
+    if not hits:
+        out.print("no matching chunks (is anything ingested? try `rag status`)")
+    for rank, hit in enumerate(hits, 1):
+        c = hit.chunk
+        pages = f" p.{','.join(map(str, c.pages))}" if c.pages else ""
+        section = f" § {c.section}" if c.section else ""
+        out.print(
+            f"[bold]{rank}. {c.source}{pages}[/bold]{section}  [dim]score {hit.score:.3f}[/dim]"
+        )
+        snippet = " ".join(c.text.split())
+        out.print(f"   {snippet[:300]}{'…' if len(snippet) > 300 else ''}", markup=False)
+
+
+@app.command()
+def delete(
+    targets: Annotated[list[str], typer.Argument(help="Document ids or paths (files or folders).")],
+    home: HomeOpt = None,
+    config: ConfigOpt = None,
+    collection: CollectionOpt = None,
+) -> None:
+    """Remove documents' chunks from the index."""
+    from ingest._manage import delete_documents
+
+    settings = _settings(home, config, collection)
+    with _closing(_open_for_admin(settings)) as store:
+        removed = delete_documents(targets, store)
+    total = sum(removed.values())
+    out.print(f"removed {total} chunks of {sum(1 for n in removed.values() if n)} document(s)")
+    if total == 0:
+        out.print("nothing matched: give a doc id (see the run report) or the ingested path")
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(
+    home: HomeOpt = None, config: ConfigOpt = None, collection: CollectionOpt = None
+) -> None:
+    """Counts of the collection and a summary of the last run."""
+    from ingest._manage import collection_status
+
+    settings = _settings(home, config, collection)
+    with _closing(_open_for_admin(settings)) as store:
+        st = collection_status(settings, store)
+    info = st.collection
+    out.print(f"collection {settings.store.collection!r} ({info.backend}, {info.location})")
+    out.print(f"  documents: {info.documents}  chunks: {info.points}  dimension: {info.dimension}")
+    if st.last_run:
+        r = st.last_run
+        out.print(
+            f"last run {r['run_id']}: {r['files_ingested']} ingested, {r['files_unchanged']} "
+            f"unchanged, {r['files_failed']} failed, {r['chunks_written']} chunks written"
+        )
+
+
+@app.command()
+def doctor(home: HomeOpt = None, config: ConfigOpt = None) -> None:
+    """Which formats and features work on this machine, and what to install for the rest."""
+    from ingest._doctor import run_checks
+
+    settings = _settings(home, config, None)
+    table = Table("check", "status", "detail")
+    checks = run_checks(settings)
+    for c in checks:
+        table.add_row(c.name, "[green]ok[/green]" if c.ok else "[red]missing[/red]", c.detail)
+    out.print(table)
+
+
+def _open_for_admin(settings: Settings) -> Any:
+    from rag._embedding import SentenceTransformerEmbedder
+    from rag.stores import open_store
+
+    return open_store(settings, SentenceTransformerEmbedder(settings.embedding).dimension)
+
+
+class _closing:
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def __enter__(self) -> Any:
+        return self.store
+
+    def __exit__(self, *exc: object) -> None:
+        self.store.close()
+
+
+def main() -> None:
+    try:
+        app()
+    except RagError as exc:
+        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        raise SystemExit(2) from None

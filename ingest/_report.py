@@ -1,0 +1,78 @@
+"""The JSON run report of a batch job: counts, per-stage seconds, and every failed file.
+
+It holds paths, ids, counts and reason codes; never document text.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Stage = Literal["discover", "read", "parse", "transform", "chunk", "embed", "index"]
+
+
+class FileError(BaseModel):
+    path: str
+    doc_id: str | None = None
+    stage: Stage
+    reason: str
+    detail: str
+    hint: str = ""
+    #: Chunks of an earlier version of the file still in the index (kept, not lost).
+    kept_chunks: int = 0
+
+
+class RunReport(BaseModel):
+    run_id: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    collection: str
+    backend: str
+    embedding_model: str
+    paths: list[str]
+    files_seen: int = 0
+    files_ingested: int = 0
+    files_unchanged: int = 0
+    files_failed: int = 0
+    chunks_written: int = 0
+    chunks_deleted: int = 0
+    #: CPU seconds per stage (parse and chunk run in worker processes, in parallel with
+    #: embedding, so they can add up to more than the wall time).
+    stage_seconds: dict[str, float] = Field(default_factory=dict)
+    wall_seconds: float = 0.0
+    errors: list[FileError] = Field(default_factory=list)
+    report_path: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.files_failed == 0
+
+    @property
+    def chunks_per_second(self) -> float:
+        return self.chunks_written / self.wall_seconds if self.wall_seconds else 0.0
+
+    def add_time(self, stage: str, seconds: float) -> None:
+        self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
+
+    def failures_by_reason(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for e in self.errors:
+            counts[e.reason] = counts.get(e.reason, 0) + 1
+        return dict(sorted(counts.items()))
+
+    def write(self, runs_dir: Path) -> Path:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        path = runs_dir / f"{self.run_id}.json"
+        self.report_path = str(path)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.model_dump(mode="json"), indent=2), "utf-8")
+        tmp.replace(path)
+        return path
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")

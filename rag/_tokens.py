@@ -1,0 +1,72 @@
+"""Counting and cutting text in Mistral tokens, with mistral-common's bundled tokenizers."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Protocol
+
+from rag._errors import ConfigError, DependencyError
+
+TOKENIZER_VERSIONS = ("v1", "v2", "v3", "v3-tekken", "v7")
+
+
+class TokenCounter(Protocol):
+    """Counts tokens of one tokenizer; ``split`` cuts text into pieces of at most ``n``."""
+
+    name: str
+
+    def count(self, text: str) -> int: ...
+
+    def split(self, text: str, max_tokens: int) -> list[str]: ...
+
+
+class MistralTokens:
+    """Token counts exactly as the Mistral model of the given tokenizer version sees them."""
+
+    def __init__(self, version: str = "v2") -> None:
+        self.name = f"mistral-{version}"
+        self._tok = _raw_tokenizer(version)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._tok.encode(text, bos=False, eos=False))
+
+    def decode(self, ids: list[int]) -> str:
+        return str(self._tok.decode(ids))
+
+    def count(self, text: str) -> int:
+        return len(self._tok.encode(text, bos=False, eos=False)) if text else 0
+
+    def split(self, text: str, max_tokens: int) -> list[str]:
+        """Cut on token boundaries; the pieces concatenate back to the text (modulo spaces)."""
+        ids = self.encode(text)
+        if len(ids) <= max_tokens:
+            return [text]
+        return [self.decode(ids[i : i + max_tokens]) for i in range(0, len(ids), max_tokens)]
+
+
+@lru_cache(maxsize=8)
+def _raw_tokenizer(version: str) -> Any:
+    if version not in TOKENIZER_VERSIONS:
+        raise ConfigError(
+            "chunking.tokenizer",
+            f"unknown Mistral tokenizer {version!r}",
+            f"use one of {', '.join(TOKENIZER_VERSIONS)} or 'auto'",
+        )
+    try:
+        from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
+    except ImportError as exc:  # pragma: no cover - a hard dependency
+        raise DependencyError("mistral-common is not installed; run scripts/setup.sh") from exc
+    try:
+        factory = {
+            "v1": MistralTokenizer.v1,
+            "v2": MistralTokenizer.v2,
+            "v3": MistralTokenizer.v3,
+            "v3-tekken": lambda: MistralTokenizer.v3(is_tekken=True),
+            "v7": MistralTokenizer.v7,
+        }[version]
+        return factory().instruct_tokenizer.tokenizer
+    except ImportError as exc:
+        raise DependencyError(
+            f"Mistral tokenizer {version} needs the 'sentencepiece' package: "
+            "pip install 'mistral-common[sentencepiece]'"
+        ) from exc
