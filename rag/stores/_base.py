@@ -46,7 +46,11 @@ META_PREFIX = "meta."
 
 @dataclass(frozen=True)
 class Match:
-    """Condition ``key`` has any of ``values`` (for list payloads: any element matches)."""
+    """Condition ``key`` has any of ``values`` (for list payloads: any element matches).
+
+    Stores refuse boolean values with ``FilterError``: Qdrant Edge cannot match them, so
+    store flags as strings.
+    """
 
     key: str
     values: tuple[str | int | bool, ...]
@@ -110,7 +114,11 @@ class VectorStore(Protocol):
         """Insert or replace points (ids are the chunk ids), durably once this returns."""
 
     def delete(self, where: Filter) -> None:
-        """Delete every point matching ``where``."""
+        """Delete every point matching ``where``, durably once this returns.
+
+        A filter without conditions is refused with ``StoreError`` (it would match every
+        point); rebuild an index by deleting its directory or collection instead.
+        """
 
     def count(self, where: Filter | None = None) -> int:
         """Exact number of points matching ``where`` (all points if None)."""
@@ -124,7 +132,7 @@ class VectorStore(Protocol):
         """One page of stored chunks and the offset of the next page (None at the end)."""
 
     def facet(self, key: str, where: Filter | None = None, limit: int = 1000) -> dict[str, int]:
-        """Point counts per distinct value of a keyword payload key."""
+        """Point counts per distinct value of an indexed keyword key (see ``INDEXED_KEYS``)."""
 
     def info(self) -> CollectionInfo:
         """Counts and layout of the collection."""
