@@ -120,7 +120,11 @@ class SentenceTransformerEmbedder:
     def _model(self) -> Any:
         try:
             import torch
+            import transformers
             from sentence_transformers import SentenceTransformer
+
+            # Its "Loading weights" bar would draw over the CLI's own progress bar.
+            transformers.utils.logging.disable_progress_bar()
 
             if self.settings.threads:
                 torch.set_num_threads(self.settings.threads)
