@@ -18,17 +18,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from rag import load_settings
+from ingest import ingest
+from rag import Settings, load_settings
 from rag._embedding import SentenceTransformerEmbedder
 from rag.stores import open_store
 
-from ingest import ingest
 
-
-def _all_texts(settings, dimension: int) -> list[str]:  # type: ignore[no-untyped-def]
+def _all_texts(settings: Settings, dimension: int) -> list[str]:
     store = open_store(settings, dimension)
     try:
-        texts, offset = [], None
+        texts: list[str] = []
+        offset: str | None = None
         while True:
             page, offset = store.scroll(limit=512, offset=offset)
             texts.extend(c.text for c in page)
@@ -72,8 +72,10 @@ def main() -> None:
     print(f"model load (excluded): {load_s:.1f} s   workers: {settings.ingest.workers}")
     print(f"chunks: {n}")
     print("stage seconds (parse/chunk run in parser processes, overlapping embedding):")
-    for stage in ("read", "parse", "transform", "chunk", "embed", "index"):
+    for stage in ("read", "parse", "transform", "chunk", "embed", "index", "optimize"):
         s = stages.get(stage, 0.0)
+        if s < 0.005:
+            continue
         rate = f"{n / s:8.1f} chunks/s" if s > 0 else ""
         print(f"  {stage:<9} {s:8.2f} s  {rate}")
     e2e = n / report.wall_seconds
@@ -86,21 +88,26 @@ def main() -> None:
         embedder.embed_passages(texts[i : i + group])
     embed_only_s = time.perf_counter() - t
     embed_only = len(texts) / embed_only_s
-    print(f"embed-only on the same {len(texts)} chunks: {embed_only_s:.2f} s  {embed_only:.2f} chunks/s")
+    rate = f"{embed_only_s:.2f} s  {embed_only:.2f} chunks/s"
+    print(f"embed-only on the same {len(texts)} chunks: {rate}")
     print(f"ratio end-to-end / embed-only: {e2e / embed_only:.3f}")
 
     limit = embedder.max_tokens
     over = sum(1 for x in texts if embedder.count_tokens(x) > limit)
     mean_tokens = sum(embedder.count_tokens(x) for x in texts) / max(len(texts), 1)
-    print(f"truncated fraction: {over}/{len(texts)} = {over / max(len(texts), 1):.4f} "
-          f"(model reads {limit} tokens; mean chunk {mean_tokens:.0f})")
+    print(
+        f"truncated fraction: {over}/{len(texts)} = {over / max(len(texts), 1):.4f} "
+        f"(model reads {limit} tokens; mean chunk {mean_tokens:.0f})"
+    )
     own, children = _peak_mb()
     print(f"peak RSS: main {own:.0f} MB, largest parser process {children:.0f} MB")
 
     if args.rerun:
         again = ingest([args.folder], settings, embedder=embedder)
-        print(f"re-run: {again.files_unchanged} unchanged, {again.files_ingested} ingested, "
-              f"{again.wall_seconds:.2f} s")
+        print(
+            f"re-run: {again.files_unchanged} unchanged, {again.files_ingested} ingested, "
+            f"{again.wall_seconds:.2f} s"
+        )
 
 
 if __name__ == "__main__":

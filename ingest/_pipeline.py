@@ -66,7 +66,8 @@ def ingest(
     failed with its stage and reason; the other files are ingested regardless.
     """
     started = time.perf_counter()
-    embedder = embedder or SentenceTransformerEmbedder(settings.embedding)
+    if embedder is None:
+        embedder = SentenceTransformerEmbedder(settings.embedding)
     report = RunReport(
         run_id=new_run_id(),
         started_at=datetime.now(UTC),
@@ -307,7 +308,7 @@ def _record_failure(result: Failed, store: VectorStore, report: RunReport) -> No
         FileError(
             path=result.task.source,
             doc_id=result.task.doc_id,
-            stage=result.stage,  # type: ignore[arg-type]
+            stage=result.stage,
             reason=result.reason,
             detail=result.detail,
             hint=result.hint,

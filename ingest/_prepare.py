@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from ingest._chunk import Chunker
+from ingest._report import Stage
 from rag._config import Settings
 from rag._embedding import Embedder
 from rag._errors import ParseError, RagError
@@ -51,7 +52,7 @@ class Prepared:
 @dataclass(frozen=True)
 class Failed:
     task: FileTask
-    stage: str
+    stage: Stage
     reason: str
     detail: str
     hint: str = ""
@@ -81,7 +82,7 @@ class Preparer:
         from ingest._parse import parse_file
 
         seconds: dict[str, float] = {}
-        stage = "parse"
+        stage: Stage = "parse"
         t = time.perf_counter()
         try:
             doc = parse_file(task.path, self.settings.parse, max_bytes=self.max_bytes)

@@ -2,6 +2,7 @@
 
 from rag import _offline  # noqa: F401  (must run before third-party imports)
 from rag._config import Settings, load_settings
+from rag._embedding import Embedder, SentenceTransformerEmbedder
 from rag._errors import (
     CollectionMismatchError,
     ConfigError,
@@ -13,25 +14,34 @@ from rag._errors import (
     StoreError,
     StoreLockedError,
 )
+from rag._search import principals_for, search
+from rag._sparse import Bm25Encoder
+from rag._tokens import MistralTokens
 from rag._types import PUBLIC, Chunk, Element, Hit, IndexedChunk, ParsedDocument, SparseVector
 
 __all__ = [
     "PUBLIC",
+    "Bm25Encoder",
     "Chunk",
     "CollectionMismatchError",
     "ConfigError",
     "DependencyError",
     "Element",
+    "Embedder",
     "EmbeddingError",
     "FilterError",
     "Hit",
     "IndexedChunk",
+    "MistralTokens",
     "ParseError",
     "ParsedDocument",
     "RagError",
+    "SentenceTransformerEmbedder",
     "Settings",
     "SparseVector",
     "StoreError",
     "StoreLockedError",
     "load_settings",
+    "principals_for",
+    "search",
 ]

@@ -27,9 +27,17 @@ log = logging.getLogger(__name__)
 class Embedder(Protocol):
     """Turns text into unit-length vectors of ``dimension`` floats."""
 
-    name: str
-    dimension: int
-    max_tokens: int
+    @property
+    def name(self) -> str:
+        """Model name or path, recorded in run reports."""
+
+    @property
+    def dimension(self) -> int:
+        """Length of every vector."""
+
+    @property
+    def max_tokens(self) -> int:
+        """Most of its own tokens a passage may have (the model would drop the rest)."""
 
     def count_tokens(self, text: str) -> int:
         """Tokens of this model's tokenizer that ``text`` takes as a passage."""
@@ -71,6 +79,14 @@ class SentenceTransformerEmbedder:
         self.name = settings.model
         self._path = resolve_model_path(settings.model)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Parser processes receive the embedder only to count tokens: never ship the
+        # loaded weights (or the tokenizer object) to them; they reload what they use.
+        state = self.__dict__.copy()
+        state.pop("_model", None)
+        state.pop("_tokenizer", None)
+        return state
+
     # -- cheap parts: tokenizer and config, no weights --
     @cached_property
     def _tokenizer(self) -> Any:
@@ -97,7 +113,7 @@ class SentenceTransformerEmbedder:
         return int(min(getattr(self._tokenizer, "model_max_length", 512), 512))
 
     @cached_property
-    def max_tokens(self) -> int:  # type: ignore[override]
+    def max_tokens(self) -> int:
         specials = self._tokenizer.num_special_tokens_to_add(pair=False)
         prefix = self._count_raw(self.settings.passage_prefix)
         room = self._seq_length - specials - prefix
@@ -139,7 +155,7 @@ class SentenceTransformerEmbedder:
         return model
 
     @cached_property
-    def dimension(self) -> int:  # type: ignore[override]
+    def dimension(self) -> int:
         # Read from the model files when possible, so the store can be opened (and a
         # dimension mismatch reported) without loading the weights.
         import json

@@ -51,7 +51,7 @@ def _condition(match: Match) -> models.Condition:
     if kind == "value":
         return models.FieldCondition(key=match.key, match=models.MatchValue(value=values[0]))
     if kind == "any":
-        return models.FieldCondition(key=match.key, match=models.MatchAny(any=values))  # type: ignore[arg-type]
+        return models.FieldCondition(key=match.key, match=models.MatchAny(any=values))
     return models.Filter(
         should=[
             models.FieldCondition(key=match.key, match=models.MatchValue(value=v)) for v in values

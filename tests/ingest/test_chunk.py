@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 
 import pytest
+
+from ingest._chunk import Chunker
 from rag._config import ChunkingSettings
 from rag._tokens import MistralTokens
 from rag._types import Element, ParsedDocument
 from rag.testing import FakeEmbedder
-
-from ingest._chunk import Chunker
 
 TOK = MistralTokens("v2")
 
@@ -52,7 +53,7 @@ def test_overlap_repeats_whole_sentences_within_a_section() -> None:
         doc(Element(" ".join(SENTENCES[:20]), "NarrativeText")), "d", ("@public",), "s"
     )
     shared = 0
-    for a, b in zip(chunks, chunks[1:], strict=False):
+    for a, b in itertools.pairwise(chunks):
         first_of_b = b.text.split(". ")[0]
         shared += first_of_b in a.text
     assert shared >= len(chunks) - 2
