@@ -9,6 +9,7 @@ when it is embedded (a typical 512-token setup loses the tail of most chunks tha
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -52,6 +53,15 @@ class Chunker:
         # Sections shorter than this are merged with the next one instead of standing
         # alone (PDF parsers tag many short lines as titles).
         self.min_section = max(1, settings.max_tokens // 4)
+
+    def reserving(self, embed_tokens: int) -> Chunker:
+        """A copy whose chunks leave ``embed_tokens`` of the embedder's window free (for
+        text a framework puts in front of the chunk when embedding it, e.g. metadata)."""
+        if self.embed_limit is None or embed_tokens <= 0:
+            return self
+        other = copy.copy(self)
+        other.embed_limit = max(1, self.embed_limit - embed_tokens)
+        return other
 
     def chunk(
         self, doc: ParsedDocument, doc_id: str, acl: Sequence[str], source: str

@@ -259,7 +259,7 @@ def test_kill_9_mid_run_then_rerun_gives_the_clean_point_count(tmp_path: Path, s
     deadline = time.monotonic() + 120
     for line in proc.stdout:  # bounded: the script ends by itself, and so does the deadline
         seen += line.startswith("embedding")
-        if seen >= 4 or time.monotonic() > deadline:
+        if seen >= 12 or time.monotonic() > deadline:
             break
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -269,8 +269,9 @@ def test_kill_9_mid_run_then_rerun_gives_the_clean_point_count(tmp_path: Path, s
     assert report.ok
     clean = settings.model_copy(update={"home": tmp_path / "clean"})
     ingest([docs], clean, embedder=emb)
+    # The kill landed mid-run (some documents written, not all), and the re-run repaired it.
+    assert 0 < partial < points(clean, emb)
     assert points(settings, emb) == points(clean, emb)
-    assert partial > 0 or report.files_ingested == 6
 
 
 @pytest.mark.slow
