@@ -86,11 +86,15 @@ def ingest(
         _run(tasks, settings, embedder, steps, store, report, progress)
         _optimize(store, report)
     finally:
-        if own_store:
-            store.close()
-        report.finished_at = datetime.now(UTC)
-        report.wall_seconds = time.perf_counter() - started
-        report.write(settings.runs_dir)
+        # The report is written whatever happens to the store: it is the record of
+        # which files made it in.
+        try:
+            if own_store:
+                store.close()
+        finally:
+            report.finished_at = datetime.now(UTC)
+            report.wall_seconds = time.perf_counter() - started
+            report.write(settings.runs_dir)
     return report
 
 

@@ -72,7 +72,7 @@ from rag.stores._common import (
     match_plan,
     sdk_reason,
 )
-from rag.stores._holder import describe_holder, remove_holder, write_holder
+from rag.stores._holder import ShardLock, describe_holder, remove_holder, write_holder
 
 _CONFIG_FILE = "edge_config.json"  # written by Qdrant Edge at create time
 
@@ -115,12 +115,17 @@ class EdgeStore:
         self.dimension = dimension
         self._flush_writes = flush_writes
         self._shard: EdgeShard | None = None
-        if (self.path / "segments").exists() or (self.path / _CONFIG_FILE).exists():
-            self._check_layout()
-            shard = self._open(lambda: EdgeShard.load(str(self.path)))
-        else:
-            self.path.mkdir(parents=True, exist_ok=True)
-            shard = self._open(lambda: EdgeShard.create(str(self.path), self._config()))
+        self._lock = self._acquire()
+        try:
+            if (self.path / "segments").exists() or (self.path / _CONFIG_FILE).exists():
+                self._check_layout()
+                shard = self._open(lambda: EdgeShard.load(str(self.path)))
+            else:
+                self.path.mkdir(parents=True, exist_ok=True)
+                shard = self._open(lambda: EdgeShard.create(str(self.path), self._config()))
+        except BaseException:
+            self._lock.release()
+            raise
         self._shard = shard
         try:
             self._ensure_indexes()
@@ -128,6 +133,7 @@ class EdgeStore:
         except BaseException:
             shard.close()
             self._shard = None
+            self._lock.release()
             raise
 
     # -- opening ---------------------------------------------------------------------------
@@ -164,17 +170,26 @@ class EdgeStore:
         if SPARSE not in (stored.get("sparse_vectors") or {}):
             raise self._mismatch(f"has no sparse vector named {SPARSE!r} (it is not ours)")
 
+    def _locked(self) -> StoreLockedError:
+        return StoreLockedError(
+            f"index {self.path} is already open, and Qdrant Edge allows only one "
+            f"process per index: {describe_holder(self.path)}. Wait for the other "
+            "'rag' command to finish, or use a Qdrant server (store.backend = "
+            '"qdrant" and store.url) for concurrent readers and writers'
+        )
+
+    def _acquire(self) -> ShardLock:
+        try:
+            return ShardLock(self.path)
+        except BlockingIOError:
+            raise self._locked() from None
+
     def _open(self, opener: Callable[[], EdgeShard]) -> EdgeShard:
         try:
             shard: EdgeShard = opener()
         except Exception as exc:
-            if "WouldBlock" in str(exc):
-                raise StoreLockedError(
-                    f"index {self.path} is already open, and Qdrant Edge allows only one "
-                    f"process per index: {describe_holder(self.path)}. Wait for the other "
-                    "'rag' command to finish, or use a Qdrant server (store.backend = "
-                    '"qdrant" and store.url) for concurrent readers and writers'
-                ) from None
+            if "WouldBlock" in str(exc):  # a process that bypassed our lock file
+                raise self._locked() from None
             if "incompatible" in str(exc).lower():
                 raise self._mismatch("has a different vector layout") from None
             raise StoreError(
@@ -328,6 +343,7 @@ class EdgeStore:
             # write its own record, which must not be removed by us.
             remove_holder(self.path)
             shard.close()
+            self._lock.release()
 
     # -- Edge only -------------------------------------------------------------------------
     def optimize(self) -> bool:

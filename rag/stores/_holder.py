@@ -1,13 +1,20 @@
-"""Who has an embedded shard open: a small JSON file written beside the shard.
+"""Who may open an embedded shard, and who has it open.
 
-Qdrant Edge locks a shard's WAL so only one process can open it; the second opener only
-learns ``WouldBlock``. The holder file lets that error name the process to wait for. It
-is advisory: the WAL lock is the real guard, so a missing, stale or unreadable file only
-makes the message less specific, never changes who gets the shard.
+Qdrant Edge locks a shard's WAL so only one process can use it, but a second opener
+only meets that lock part-way through ``EdgeShard.load``, after it has already opened
+(and can disturb) segment files the first process is writing: measured here, the first
+process then failed to flush its sparse-vector storage on close. So the real guard is
+ours: an exclusive ``flock`` on ``<shard>.lock`` taken *before* Edge touches anything.
+The kernel releases it when the process exits, even on kill -9, so it never goes stale.
+
+The holder file beside it (pid, command, start time) only lets the error name the
+process to wait for; a missing or stale holder file makes the message less specific,
+never changes who gets the shard.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -18,6 +25,27 @@ from pathlib import Path
 from typing import Any
 
 _SUBCOMMAND = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+class ShardLock:
+    """Exclusive, non-blocking lock on a shard, held until :meth:`release`."""
+
+    def __init__(self, shard_dir: Path) -> None:
+        self.path = shard_dir.with_name(shard_dir.name + ".lock")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            self._fd = None
+            raise
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
 
 def holder_path(shard_dir: Path) -> Path:

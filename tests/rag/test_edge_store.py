@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import textwrap
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from rag.stores._edge import EdgeStore
 from rag.stores._holder import describe_holder, holder_path
 
 DIM = 8
-PYTHON = "/work/main/.venv/bin/python"
+PYTHON = sys.executable
 REPO = Path(__file__).resolve().parents[2]
 
 #: Test points, defined once as source so child processes build exactly the same ones.
@@ -122,6 +123,36 @@ def test_second_opener_in_another_process_gets_a_clear_lock_error(tmp_path: Path
     assert holder.returncode == 0
     with EdgeStore(path, DIM) as store:  # released on close
         assert store.count() == 0
+
+
+def test_a_refused_opener_does_not_disturb_the_writer(tmp_path: Path) -> None:
+    # Regression: Qdrant Edge's own WAL lock is met part-way through loading, after the
+    # second opener has touched segment files; the writer then failed to flush on close.
+    path = tmp_path / "documents"
+    writer = spawn(
+        f"""
+        store = EdgeStore({str(path)!r}, 8)
+        store.upsert(points(100)[:50])
+        print("ready", flush=True)
+        sys.stdin.readline()
+        store.upsert(points(100)[50:])
+        store.close()
+        print("closed", flush=True)
+        """
+    )
+    try:
+        wait_for(writer, "ready")
+        for _ in range(3):
+            with pytest.raises(StoreLockedError):
+                EdgeStore(path, DIM)
+        out, err = writer.communicate("\n", timeout=60)
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+    assert writer.returncode == 0, err[-2000:]
+    assert out.strip() == "closed"
+    with EdgeStore(path, DIM) as store:
+        assert store.count() == 100
 
 
 def test_stale_holder_record_is_reported_as_stale(tmp_path: Path) -> None:
