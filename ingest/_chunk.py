@@ -67,8 +67,12 @@ class Chunker:
         self, doc: ParsedDocument, doc_id: str, acl: Sequence[str], source: str
     ) -> list[Chunk]:
         chunks: list[Chunk] = []
-        for section, units in self._groups(doc.elements):
-            for piece in self._pack(units):
+        for section, units, html in self._groups(doc.elements):
+            pieces = list(self._pack(units))
+            # A table that fits one chunk keeps its HTML (rows and cells) for display and
+            # for the LLM; a split table keeps its text only, not the whole HTML per piece.
+            meta = {**doc.metadata, "table_html": html} if html and len(pieces) == 1 else None
+            for piece in pieces:
                 text = _join(piece)
                 index = len(chunks)
                 chunks.append(
@@ -83,13 +87,16 @@ class Chunker:
                         element_types=tuple(dict.fromkeys(u.category for u in piece)),
                         acl=tuple(acl),
                         token_count=self.mistral.count(text),
-                        metadata=dict(doc.metadata),
+                        metadata=meta or dict(doc.metadata),
                     )
                 )
         return chunks
 
     # -- structure: which units are packed together --
-    def _groups(self, elements: Sequence[Element]) -> Iterator[tuple[str | None, list[_Unit]]]:
+    def _groups(
+        self, elements: Sequence[Element]
+    ) -> Iterator[tuple[str | None, list[_Unit], str | None]]:
+        """(section title, units to pack together, the table's HTML for a table group)."""
         section: str | None = None
         current: list[_Unit] = []
         body_tokens = 0
@@ -99,12 +106,14 @@ class Chunker:
                 continue
             if el.category == _TABLE:
                 if current:
-                    yield section, current
+                    yield section, current, None
                     current, body_tokens = [], 0
-                yield section, list(self._units(text, el, first_sep="\n"))
+                html = el.extra.get("text_as_html")
+                units = list(self._units(text, el, first_sep="\n"))
+                yield section, units, html if isinstance(html, str) else None
                 continue
             if el.category == _TITLE and body_tokens >= self.min_section:
-                yield section, current
+                yield section, current, None
                 current, body_tokens = [], 0
             if el.category == _TITLE and body_tokens == 0:
                 section = text[:200]
@@ -113,7 +122,7 @@ class Chunker:
             if el.category != _TITLE:
                 body_tokens += sum(u.mistral for u in units)
         if current:
-            yield section, current
+            yield section, current, None
 
     def _units(self, text: str, el: Element, first_sep: str) -> Iterator[_Unit]:
         sentences = [s for s in _SENTENCE_END.split(text) if s.strip()]

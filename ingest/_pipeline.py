@@ -33,6 +33,9 @@ from rag._types import IndexedChunk, doc_id_for
 from rag.stores import Filter, VectorStore, open_store
 
 _UPSERT_BATCH = 256
+#: Bump when a code change alters what is stored for the same file and settings (chunk
+#: boundaries, payload fields): every document is then re-ingested on the next run.
+PIPELINE_VERSION = 1
 
 
 class Progress(Protocol):
@@ -132,6 +135,7 @@ def pipeline_fingerprint(
 ) -> str:
     """Everything besides the file's bytes that changes what gets stored."""
     parts = {
+        "version": PIPELINE_VERSION,
         "chunking": settings.chunking.model_dump(mode="json"),
         "tokenizer": settings.tokenizer_version(),
         "sparse": settings.sparse.model_dump(mode="json"),

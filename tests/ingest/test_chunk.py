@@ -88,6 +88,16 @@ def test_tables_are_chunks_of_their_own_with_html_kept_out_of_text() -> None:
     )
     chunks = make(max_tokens=200, overlap=0).chunk(d, "d", ("@public",), "s")
     assert [c.element_types for c in chunks] == [("NarrativeText",), ("Table",), ("NarrativeText",)]
+    assert chunks[1].metadata["table_html"] == "<table/>"
+    assert "table_html" not in chunks[0].metadata and "<table" not in chunks[1].text
+
+
+def test_a_table_split_over_chunks_keeps_text_not_html_per_piece() -> None:
+    rows = " ".join(f"row {i} value {i * 3}" for i in range(200))
+    d = doc(Element(rows, "Table", extra={"text_as_html": "<table>...</table>"}))
+    chunks = make(max_tokens=64, overlap=0).chunk(d, "d", ("@public",), "s")
+    assert len(chunks) > 1
+    assert all("table_html" not in c.metadata for c in chunks)
 
 
 def test_a_single_huge_word_is_split_not_truncated() -> None:
