@@ -70,6 +70,9 @@ def ingest(
     config: ConfigOpt = None,
     collection: CollectionOpt = None,
     workers: Annotated[int | None, typer.Option(help="Parser processes (0: in-process).")] = None,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Also delete documents whose files are gone.")
+    ] = False,
 ) -> None:
     """Parse, chunk, embed and index documents. Unchanged files are skipped."""
     from ingest._pipeline import ingest as run
@@ -87,10 +90,12 @@ def ingest(
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=err, transient=False) as progress:
-        report = run(paths, settings, progress=_Bar(progress))
+        report = run(paths, settings, progress=_Bar(progress), prune=prune)
     out.print(
         f"files: {report.files_seen} seen, {report.files_ingested} ingested, "
-        f"{report.files_unchanged} unchanged, {report.files_failed} failed · "
+        f"{report.files_unchanged} unchanged, {report.files_failed} failed"
+        + (f", {report.files_removed} removed" if prune else "")
+        + " · "
         f"chunks: {report.chunks_written} written, {report.chunks_deleted} removed · "
         f"{report.wall_seconds:.1f} s"
     )

@@ -10,7 +10,7 @@ from typing import Any
 
 from rag._config import Settings
 from rag._types import doc_id_for
-from rag.stores import CollectionInfo, Filter, VectorStore
+from rag.stores import ALL_VALUES, CollectionInfo, Filter, VectorStore
 
 _DOC_ID = re.compile(r"^[0-9a-f]{24}$")
 
@@ -30,7 +30,7 @@ def resolve_targets(targets: list[str], store: VectorStore) -> dict[str, str]:
         found[doc_id_for(path)] = str(path)
         if path.is_dir() or not path.exists():
             if sources is None:
-                sources = store.facet("source", limit=1_000_000)
+                sources = store.facet("source", limit=ALL_VALUES)
             prefix = path.as_posix().rstrip("/") + "/"
             for source in sources:
                 if source.startswith(prefix):

@@ -15,6 +15,7 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fnmatch import fnmatch
 from pathlib import Path
@@ -24,13 +25,13 @@ import numpy as np
 
 from ingest._acl import AclResolver
 from ingest._prepare import DocumentStep, Failed, FileTask, Prepared
-from ingest._report import FileError, RunReport, new_run_id
+from ingest._report import RunReport, new_run_id
 from ingest._workers import PreparePool
 from rag._config import Settings
 from rag._embedding import Embedder, SentenceTransformerEmbedder
 from rag._sparse import Bm25Encoder
 from rag._types import IndexedChunk, doc_id_for
-from rag.stores import Filter, VectorStore, open_store
+from rag.stores import ALL_VALUES, Filter, VectorStore, open_store
 
 _UPSERT_BATCH = 256
 #: Bump when a code change alters what is stored for the same file and settings (chunk
@@ -62,11 +63,14 @@ def ingest(
     store: VectorStore | None = None,
     steps: Sequence[DocumentStep] = (),
     progress: Progress | None = None,
+    prune: bool = False,
 ) -> RunReport:
     """Ingest files and folders into the configured collection; returns the run report.
 
     The report (also written to ``<home>/runs/<run_id>.json``) lists every file that
-    failed with its stage and reason; the other files are ingested regardless.
+    failed with its stage and reason; the other files are ingested regardless. With
+    ``prune``, documents indexed from inside the given folders whose files no longer
+    exist (or are now excluded) are deleted, so the index mirrors the folders.
     """
     started = time.perf_counter()
     if embedder is None:
@@ -79,15 +83,14 @@ def ingest(
         embedding_model=embedder.name,
         paths=[str(p) for p in paths],
     )
-    progress = progress or _Silent()
     own_store = store is None
     store = store or open_store(settings, embedder.dimension)
+    job = _Job(settings, embedder, tuple(steps), store, report, progress or _Silent())
     try:
         files = _discover(paths, settings, report)
-        progress.start(len(files))
-        tasks = _plan(files, settings, embedder, steps, store, report, progress)
-        _run(tasks, settings, embedder, steps, store, report, progress)
-        _optimize(store, report)
+        job.run(files)
+        if prune:
+            job.prune([Path(p).expanduser().resolve() for p in paths], files)
     finally:
         # The report is written whatever happens to the store: it is the record of
         # which files made it in.
@@ -117,16 +120,9 @@ def _discover(
                 if not any(fnmatch(rel, pat) for pat in settings.ingest.exclude):
                     found.setdefault(file, root)
         else:
-            report.errors.append(
-                FileError(
-                    path=str(path),
-                    stage="discover",
-                    reason="not_found",
-                    detail="no such file or folder",
-                    hint="check the path",
-                )
+            report.fail(
+                str(path), None, "discover", "not_found", "no such file or folder", "check the path"
             )
-            report.files_failed += 1
     return list(found.items())
 
 
@@ -146,56 +142,6 @@ def pipeline_fingerprint(
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def _plan(
-    files: list[tuple[Path, Path]],
-    settings: Settings,
-    embedder: Embedder,
-    steps: Sequence[DocumentStep],
-    store: VectorStore,
-    report: RunReport,
-    progress: Progress,
-) -> list[FileTask]:
-    """Hash every file and keep those whose indexed version is missing, stale or partial."""
-    t = time.perf_counter()
-    fingerprint = pipeline_fingerprint(settings, embedder, steps)
-    acl = AclResolver(settings.acl)
-    max_bytes = settings.ingest.max_file_mb * 1024 * 1024
-    tasks: list[FileTask] = []
-    for path, root in files:
-        report.files_seen += 1
-        doc_id = doc_id_for(path)
-        try:
-            size = path.stat().st_size
-            principals = acl.principals(path, root)
-            # Oversized files are refused by the parser before it reads them; hashing
-            # them here would read them in full for nothing.
-            digest = _file_digest(path) if size <= max_bytes else f"size:{size}"
-        except OSError as exc:
-            report.errors.append(
-                FileError(
-                    path=str(path),
-                    doc_id=doc_id,
-                    stage="read",
-                    reason="unreadable",
-                    detail=type(exc).__name__,
-                    hint="check permissions",
-                )
-            )
-            report.files_failed += 1
-            progress.file_done("failed", 0)
-            continue
-        content_hash = hashlib.sha256(
-            f"{digest}|{fingerprint}|{','.join(principals)}".encode()
-        ).hexdigest()[:32]
-        if _is_current(store, doc_id, content_hash):
-            report.files_unchanged += 1
-            progress.file_done("unchanged", 0)
-            continue
-        tasks.append(FileTask(path, doc_id, str(path), principals, content_hash, size))
-    report.add_time("read", time.perf_counter() - t)
-    return tasks
-
-
 def _file_digest(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -204,123 +150,164 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _is_current(store: VectorStore, doc_id: str, content_hash: str) -> bool:
-    total = store.count(Filter.of(doc_id=doc_id))
-    if total == 0:
-        return False
-    complete = store.count(Filter.of(doc_id=doc_id, content_hash=content_hash, chunk_count=total))
-    return complete == total
+@dataclass
+class _Job:
+    """One run of the batch job over discovered files."""
 
+    settings: Settings
+    embedder: Embedder
+    steps: tuple[DocumentStep, ...]
+    store: VectorStore
+    report: RunReport
+    progress: Progress
+    sparse: Bm25Encoder = field(init=False)
 
-def _run(
-    tasks: list[FileTask],
-    settings: Settings,
-    embedder: Embedder,
-    steps: Sequence[DocumentStep],
-    store: VectorStore,
-    report: RunReport,
-    progress: Progress,
-) -> None:
-    sparse = Bm25Encoder(settings.sparse)
-    buffer: list[Prepared] = []
-    buffered_chunks = 0
-    for result in PreparePool(settings, embedder, steps).run(tasks):
-        if isinstance(result, Failed):
-            _record_failure(result, store, report)
-            progress.file_done("failed", 0)
-            continue
-        if isinstance(result, Prepared):
-            for stage, seconds in result.seconds.items():
-                report.add_time(stage, seconds)
-            buffer.append(result)
-            buffered_chunks += len(result.chunks)
-        # Embed when a full group is ready, or whenever the parsers have nothing new
-        # (result is None), so embedding never waits for parsing it could overlap with.
-        if buffer and (result is None or buffered_chunks >= settings.ingest.embed_group):
-            _write(buffer, embedder, sparse, store, settings, report, progress)
-            buffer, buffered_chunks = [], 0
-    if buffer:
-        _write(buffer, embedder, sparse, store, settings, report, progress)
+    def __post_init__(self) -> None:
+        self.sparse = Bm25Encoder(self.settings.sparse)
 
+    def run(self, files: list[tuple[Path, Path]]) -> None:
+        self.progress.start(len(files))
+        tasks = self._plan(files)
+        buffer: list[Prepared] = []
+        for result in PreparePool(self.settings, self.embedder, self.steps).run(tasks):
+            if isinstance(result, Failed):
+                self._failed(result)
+                continue
+            if isinstance(result, Prepared):
+                for stage, seconds in result.seconds.items():
+                    self.report.add_time(stage, seconds)
+                buffer.append(result)
+            # Embed when a full group is ready, or whenever the parsers have nothing new
+            # (result is None), so embedding never waits for parsing it could overlap with.
+            waiting = sum(len(p.chunks) for p in buffer)
+            if buffer and (result is None or waiting >= self.settings.ingest.embed_group):
+                self._write(buffer)
+                buffer = []
+        if buffer:
+            self._write(buffer)
+        self._optimize()
 
-def _write(
-    docs: list[Prepared],
-    embedder: Embedder,
-    sparse: Bm25Encoder,
-    store: VectorStore,
-    settings: Settings,
-    report: RunReport,
-    progress: Progress,
-) -> None:
-    texts = [c.text for d in docs for c in d.chunks]
-    t = time.perf_counter()
-    vectors = _embed(embedder, texts, settings.ingest.embed_group)
-    report.add_time("embed", time.perf_counter() - t)
-    t = time.perf_counter()
-    offset = 0
-    for doc in docs:
-        n = len(doc.chunks)
-        points = [
-            IndexedChunk(
-                chunk=c,
-                dense=vectors[offset + i].tolist(),
-                sparse=sparse.encode_document(c.text),
-                content_hash=doc.task.content_hash,
-                chunk_count=n,
-            )
-            for i, c in enumerate(doc.chunks)
+    def _plan(self, files: list[tuple[Path, Path]]) -> list[FileTask]:
+        """Hash every file; keep those whose indexed version is missing, stale or partial."""
+        t = time.perf_counter()
+        fingerprint = pipeline_fingerprint(self.settings, self.embedder, self.steps)
+        acl = AclResolver(self.settings.acl)
+        max_bytes = self.settings.ingest.max_file_mb * 1024 * 1024
+        tasks: list[FileTask] = []
+        for path, root in files:
+            self.report.files_seen += 1
+            doc_id = doc_id_for(path)
+            try:
+                size = path.stat().st_size
+                principals = acl.principals(path, root)
+                # Oversized files are refused by the parser before it reads them; hashing
+                # them here would read them in full for nothing.
+                digest = _file_digest(path) if size <= max_bytes else f"size:{size}"
+            except OSError as exc:
+                self.report.fail(
+                    str(path), doc_id, "read", "unreadable", type(exc).__name__, "check permissions"
+                )
+                self.progress.file_done("failed", 0)
+                continue
+            content_hash = hashlib.sha256(
+                f"{digest}|{fingerprint}|{','.join(principals)}".encode()
+            ).hexdigest()[:32]
+            if self._is_current(doc_id, content_hash):
+                self.report.files_unchanged += 1
+                self.progress.file_done("unchanged", 0)
+                continue
+            tasks.append(FileTask(path, doc_id, str(path), principals, content_hash, size))
+        self.report.add_time("read", time.perf_counter() - t)
+        return tasks
+
+    def _is_current(self, doc_id: str, content_hash: str) -> bool:
+        total = self.store.count(Filter.of(doc_id=doc_id))
+        if total == 0:
+            return False
+        complete = self.store.count(
+            Filter.of(doc_id=doc_id, content_hash=content_hash, chunk_count=total)
+        )
+        return complete == total
+
+    def _write(self, docs: list[Prepared]) -> None:
+        texts = [c.text for d in docs for c in d.chunks]
+        group = self.settings.ingest.embed_group
+        t = time.perf_counter()
+        parts = [
+            self.embedder.embed_passages(texts[i : i + group]) for i in range(0, len(texts), group)
         ]
-        offset += n
-        for i in range(0, n, _UPSERT_BATCH):
-            store.upsert(points[i : i + _UPSERT_BATCH])
-        # Only now that every new point is stored: drop the previous version's points.
-        before = store.count(Filter.of(doc_id=doc.task.doc_id))
-        store.delete(
-            Filter(
-                must=Filter.of(doc_id=doc.task.doc_id).must,
-                must_not=Filter.of(content_hash=doc.task.content_hash).must,
+        vectors = np.concatenate(parts)
+        self.report.add_time("embed", time.perf_counter() - t)
+        t = time.perf_counter()
+        offset = 0
+        for doc in docs:
+            n = len(doc.chunks)
+            points = [
+                IndexedChunk(
+                    chunk=c,
+                    dense=vectors[offset + i].tolist(),
+                    sparse=self.sparse.encode_document(c.text),
+                    content_hash=doc.task.content_hash,
+                    chunk_count=n,
+                )
+                for i, c in enumerate(doc.chunks)
+            ]
+            offset += n
+            for i in range(0, n, _UPSERT_BATCH):
+                self.store.upsert(points[i : i + _UPSERT_BATCH])
+            # Only now that every new point is stored: drop the previous version's points.
+            this_doc = Filter.of(doc_id=doc.task.doc_id)
+            before = self.store.count(this_doc)
+            self.store.delete(
+                Filter(
+                    must=this_doc.must, must_not=Filter.of(content_hash=doc.task.content_hash).must
+                )
             )
+            self.report.chunks_deleted += before - n
+            self.report.chunks_written += n
+            self.report.files_ingested += 1
+            self.progress.file_done("ingested", n)
+        self.report.add_time("index", time.perf_counter() - t)
+
+    def _failed(self, result: Failed) -> None:
+        for stage, seconds in result.seconds.items():
+            self.report.add_time(stage, seconds)
+        task = result.task
+        self.report.fail(
+            task.source,
+            task.doc_id,
+            result.stage,
+            result.reason,
+            result.detail,
+            result.hint,
+            kept_chunks=self.store.count(Filter.of(doc_id=task.doc_id)),
         )
-        report.chunks_deleted += before - n
-        report.chunks_written += n
-        report.files_ingested += 1
-        progress.file_done("ingested", n)
-    report.add_time("index", time.perf_counter() - t)
+        self.progress.file_done("failed", 0)
 
+    def prune(self, roots: list[Path], files: list[tuple[Path, Path]]) -> None:
+        """Delete documents below the folders in ``roots`` that were not found this run."""
+        prefixes = tuple(r.as_posix().rstrip("/") + "/" for r in roots if r.is_dir())
+        if not prefixes:
+            return
+        present = {str(path) for path, _root in files}
+        for source in self.store.facet("source", limit=ALL_VALUES):
+            if source.startswith(prefixes) and source not in present:
+                where = Filter.of(doc_id=doc_id_for(source))
+                self.report.chunks_deleted += self.store.count(where)
+                self.store.delete(where)
+                self.report.files_removed += 1
+        self._optimize()
 
-def _embed(embedder: Embedder, texts: list[str], group: int) -> np.ndarray:
-    parts = [embedder.embed_passages(texts[i : i + group]) for i in range(0, len(texts), group)]
-    return np.concatenate(parts) if parts else np.zeros((0, embedder.dimension), np.float32)
+    def _optimize(self) -> None:
+        """Let an embedded store build its indexes once the run's writes are done.
 
-
-def _optimize(store: VectorStore, report: RunReport) -> None:
-    """Let an embedded store build its indexes once the run's writes are done.
-
-    Qdrant Edge never optimizes in the background; without this, queries scan unindexed
-    segments (about 5x slower at 100k points). A Qdrant server optimizes by itself and
-    its adapter has no such method.
-    """
-    optimize = getattr(store, "optimize", None)
-    if optimize is None or not (report.chunks_written or report.chunks_deleted):
-        return
-    t = time.perf_counter()
-    optimize()
-    report.add_time("optimize", time.perf_counter() - t)
-
-
-def _record_failure(result: Failed, store: VectorStore, report: RunReport) -> None:
-    for stage, seconds in result.seconds.items():
-        report.add_time(stage, seconds)
-    kept = store.count(Filter.of(doc_id=result.task.doc_id))
-    report.errors.append(
-        FileError(
-            path=result.task.source,
-            doc_id=result.task.doc_id,
-            stage=result.stage,
-            reason=result.reason,
-            detail=result.detail,
-            hint=result.hint,
-            kept_chunks=kept,
-        )
-    )
-    report.files_failed += 1
+        Qdrant Edge never optimizes in the background; without this, queries scan
+        unindexed segments (about 5x slower at 100k points). A Qdrant server optimizes by
+        itself and its adapter has no such method.
+        """
+        optimize = getattr(self.store, "optimize", None)
+        if optimize is None or not (self.report.chunks_written or self.report.chunks_deleted):
+            return
+        t = time.perf_counter()
+        optimize()
+        self.report.add_time("optimize", time.perf_counter() - t)

@@ -16,6 +16,10 @@ Stage = Literal["discover", "read", "parse", "transform", "chunk", "embed", "ind
 
 
 class FileError(BaseModel):
+    """A file that did not make it into the index. ``reason`` is a parse reason
+    (:data:`rag.PARSE_REASONS`) or one of the job's own: ``not_found``, ``unreadable``,
+    ``timeout``, ``crash``, ``error``, ``internal``."""
+
     path: str
     doc_id: str | None = None
     stage: Stage
@@ -38,6 +42,8 @@ class RunReport(BaseModel):
     files_ingested: int = 0
     files_unchanged: int = 0
     files_failed: int = 0
+    #: Documents deleted by ``prune`` because their files are gone.
+    files_removed: int = 0
     chunks_written: int = 0
     chunks_deleted: int = 0
     #: CPU seconds per stage (parse and chunk run in worker processes, in parallel with
@@ -54,6 +60,30 @@ class RunReport(BaseModel):
     @property
     def chunks_per_second(self) -> float:
         return self.chunks_written / self.wall_seconds if self.wall_seconds else 0.0
+
+    def fail(
+        self,
+        path: str,
+        doc_id: str | None,
+        stage: Stage,
+        reason: str,
+        detail: str,
+        hint: str = "",
+        kept_chunks: int = 0,
+    ) -> None:
+        """Record a file that failed (details hold no document text)."""
+        self.errors.append(
+            FileError(
+                path=path,
+                doc_id=doc_id,
+                stage=stage,
+                reason=reason,
+                detail=detail,
+                hint=hint,
+                kept_chunks=kept_chunks,
+            )
+        )
+        self.files_failed += 1
 
     def add_time(self, stage: str, seconds: float) -> None:
         self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds

@@ -4,6 +4,7 @@ from rag import _offline  # noqa: F401  (must run before third-party imports)
 from rag._config import Settings, load_settings
 from rag._embedding import Embedder, SentenceTransformerEmbedder
 from rag._errors import (
+    PARSE_REASONS,
     CollectionMismatchError,
     ConfigError,
     DependencyError,
@@ -20,6 +21,7 @@ from rag._tokens import MistralTokens
 from rag._types import PUBLIC, Chunk, Element, Hit, IndexedChunk, ParsedDocument, SparseVector
 
 __all__ = [
+    "PARSE_REASONS",
     "PUBLIC",
     "Bm25Encoder",
     "Chunk",

@@ -26,15 +26,30 @@ class DependencyError(RagError):
     """An optional package or system program needed for a feature is missing."""
 
 
+#: Stable reason codes of :class:`ParseError`, for grouping run reports.
+PARSE_REASONS = frozenset(
+    {
+        "empty",  # 0 bytes, or nothing but whitespace
+        "encrypted",  # password-protected
+        "unsupported",  # a file type that is not parsed (archives included)
+        "corrupt",  # the library could not read it (truncated, malformed)
+        "too_large",  # over ingest.max_file_mb
+        "missing_dependency",  # needs a program or package that is not installed
+        "encoding",  # text that cannot be decoded
+        "no_text",  # parsed, but nothing extractable (e.g. a scan without OCR)
+    }
+)
+
+
 class ParseError(RagError):
     """A file could not be turned into text.
 
-    ``reason`` is a short stable code (``empty``, ``encrypted``, ``unsupported``, ``corrupt``,
-    ``too_large``, ``timeout``, ``missing_dependency``, ``encoding``, ``no_text``) so run reports
-    can be grouped by it; ``hint`` says what the operator can do.
+    ``reason`` is one of :data:`PARSE_REASONS`; ``hint`` says what the operator can do.
     """
 
     def __init__(self, reason: str, detail: str, hint: str = "") -> None:
+        if reason not in PARSE_REASONS:
+            raise ValueError(f"unknown parse reason {reason!r}")
         self.reason = reason
         self.detail = detail
         self.hint = hint

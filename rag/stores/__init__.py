@@ -1,6 +1,7 @@
 """Qdrant backends behind one small port."""
 
 from rag.stores._base import (
+    ALL_VALUES,
     DENSE,
     SPARSE,
     CollectionInfo,
@@ -12,6 +13,7 @@ from rag.stores._base import (
 from rag.stores._factory import open_store
 
 __all__ = [
+    "ALL_VALUES",
     "DENSE",
     "SPARSE",
     "CollectionInfo",

@@ -42,6 +42,8 @@ INDEXED_KEYS: Mapping[str, str] = {
     "source": "keyword",
 }
 META_PREFIX = "meta."
+#: Facet limit for "every value" (e.g. all sources of a collection); bounds memory.
+ALL_VALUES = 1_000_000
 
 
 @dataclass(frozen=True)

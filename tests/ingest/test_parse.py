@@ -14,22 +14,13 @@ import pytest
 from ingest import _parse
 from ingest._parse import SUPPORTED_EXTENSIONS, configure_unstructured, parse_file
 from rag._config import ParseSettings
-from rag._errors import DependencyError, ParseError
+from rag._errors import PARSE_REASONS, DependencyError, ParseError
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples"
 SETTINGS = ParseSettings()
 MB = 1024 * 1024
-REASONS = {
-    "empty",
-    "encrypted",
-    "unsupported",
-    "corrupt",
-    "too_large",
-    "missing_dependency",
-    "encoding",
-    "no_text",
-}
+REASONS = PARSE_REASONS
 
 
 def parse(path: Path, settings: ParseSettings = SETTINGS, max_bytes: int = 10 * MB) -> Any:

@@ -9,23 +9,14 @@ import pytest
 
 from ingest._parse import parse_file
 from rag._config import ParseSettings
-from rag._errors import ParseError
+from rag._errors import PARSE_REASONS, ParseError
 from rag._types import ParsedDocument
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 EXAMPLES = SHARED / "docs-unstructured-examples" / "files"
 SETTINGS = ParseSettings()
 MB = 1024 * 1024
-REASONS = {
-    "empty",
-    "encrypted",
-    "unsupported",
-    "corrupt",
-    "too_large",
-    "missing_dependency",
-    "encoding",
-    "no_text",
-}
+REASONS = PARSE_REASONS
 
 pytestmark = [
     pytest.mark.shared_data,

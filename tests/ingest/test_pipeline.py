@@ -288,3 +288,44 @@ def test_parser_processes_give_the_same_index_as_in_process(tmp_path: Path, sett
     pooled = ingest([tmp_path / "docs"], pooled_settings, embedder=emb)
     assert pooled.ok and pooled.chunks_written == in_process.chunks_written
     assert points(pooled_settings, emb) == points(settings, emb)
+
+
+def test_prune_removes_documents_whose_files_are_gone(tmp_path: Path, settings) -> None:  # type: ignore[no-untyped-def]
+    paths = write_docs(tmp_path / "docs", n=3)
+    emb = FakeEmbedder()
+    ingest([tmp_path / "docs"], settings, embedder=emb)
+    paths[1].unlink()
+    kept = ingest([tmp_path / "docs"], settings, embedder=emb)  # without prune: kept
+    assert kept.files_removed == 0
+    store = open_store(settings, emb.dimension)
+    try:
+        assert store.count(Filter.of(doc_id=doc_id_for(paths[1]))) > 0
+    finally:
+        store.close()
+    pruned = ingest([tmp_path / "docs"], settings, embedder=emb, prune=True)
+    assert pruned.files_removed == 1 and pruned.files_unchanged == 2
+    clean = settings.model_copy(update={"home": tmp_path / "clean"})
+    ingest([tmp_path / "docs"], clean, embedder=emb)
+    assert points(settings, emb) == points(clean, emb)
+
+
+def test_the_whole_job_runs_on_the_server_backend(tmp_path: Path) -> None:
+    from rag.stores._qdrant import QdrantServerStore
+
+    settings = load_settings(
+        home=tmp_path / "home",
+        store={"backend": "qdrant", "url": ":memory:"},
+        ingest={"workers": 0},
+        chunking={"max_tokens": 48, "overlap_tokens": 8},
+    )
+    write_docs(tmp_path / "docs", n=3)
+    emb = FakeEmbedder()
+    # One in-memory "server" shared by both runs (each open of ":memory:" is a new one).
+    store = QdrantServerStore(":memory:", "documents", emb.dimension)
+    first = ingest([tmp_path / "docs"], settings, embedder=emb, store=store)
+    second = ingest([tmp_path / "docs"], settings, embedder=emb, store=store)
+    assert first.ok and first.files_ingested == 3
+    assert second.files_unchanged == 3 and store.count() == first.chunks_written
+    hits = search("payment clause", settings=settings, embedder=emb, store=store, k=3)
+    assert hits and all(h.chunk.acl == (PUBLIC,) for h in hits)
+    store.close()
