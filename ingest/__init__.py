@@ -1,7 +1,7 @@
 """Batch ingestion: parse → (privacy steps) → chunk → embed → index."""
 
 from ingest._chunk import Chunker
-from ingest._manage import collection_status, delete_documents
+from ingest._manage import Status, collection_status, delete, delete_documents, status
 from ingest._pipeline import Progress, ingest, pipeline_fingerprint
 from ingest._prepare import DocumentStep
 from ingest._report import FileError, RunReport
@@ -13,8 +13,11 @@ __all__ = [
     "FileError",
     "Progress",
     "RunReport",
+    "Status",
     "collection_status",
+    "delete",
     "delete_documents",
     "ingest",
     "pipeline_fingerprint",
+    "status",
 ]

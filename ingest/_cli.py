@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +22,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
+# Soft wrap: the terminal wraps; piped output keeps paths and lines whole.
+out = Console(soft_wrap=True)
 err = Console(stderr=True)
 
 HomeOpt = Annotated[
@@ -99,11 +101,11 @@ def ingest(
         f"chunks: {report.chunks_written} written, {report.chunks_deleted} removed · "
         f"{report.wall_seconds:.1f} s"
     )
-    if report.errors:
-        table = Table("file", "stage", "reason", "detail", title="Failed files")
-        for e in report.errors:
-            table.add_row(e.path, e.stage, e.reason, e.detail + (f" — {e.hint}" if e.hint else ""))
-        out.print(table)
+    # One plain line per file: greppable, and never cut to the terminal's width.
+    for e in report.errors:
+        hint = f" — {e.hint}" if e.hint else ""
+        line = f"failed: {e.path} [{e.stage}/{e.reason}] {e.detail}{hint}"
+        out.print(line, markup=False, highlight=False)
     out.print(f"run report: {report.report_path}")
     raise typer.Exit(0 if report.ok else 1)
 
@@ -129,7 +131,7 @@ def search(
         raise typer.BadParameter("use hybrid, dense or sparse", param_hint="--mode")
     settings = _settings(home, config, collection)
     embedder = SentenceTransformerEmbedder(settings.embedding)
-    with _closing(open_store(settings, embedder.dimension)) as store:
+    with closing(open_store(settings, embedder.dimension)) as store:
         hits = run(
             question,
             settings=settings,
@@ -160,11 +162,9 @@ def delete(
     collection: CollectionOpt = None,
 ) -> None:
     """Remove documents' chunks from the index."""
-    from ingest._manage import delete_documents
+    from ingest._manage import delete as run
 
-    settings = _settings(home, config, collection)
-    with _closing(_open_for_admin(settings)) as store:
-        removed = delete_documents(targets, store)
+    removed = run(targets, _settings(home, config, collection))
     total = sum(removed.values())
     out.print(f"removed {total} chunks of {sum(1 for n in removed.values() if n)} document(s)")
     if total == 0:
@@ -177,11 +177,10 @@ def status(
     home: HomeOpt = None, config: ConfigOpt = None, collection: CollectionOpt = None
 ) -> None:
     """Counts of the collection and a summary of the last run."""
-    from ingest._manage import collection_status
+    from ingest._manage import status as run
 
     settings = _settings(home, config, collection)
-    with _closing(_open_for_admin(settings)) as store:
-        st = collection_status(settings, store)
+    st = run(settings)
     info = st.collection
     out.print(f"collection {settings.store.collection!r} ({info.backend}, {info.location})")
     out.print(f"  documents: {info.documents}  chunks: {info.points}  dimension: {info.dimension}")
@@ -204,24 +203,6 @@ def doctor(home: HomeOpt = None, config: ConfigOpt = None) -> None:
     for c in checks:
         table.add_row(c.name, "[green]ok[/green]" if c.ok else "[red]missing[/red]", c.detail)
     out.print(table)
-
-
-def _open_for_admin(settings: Settings) -> Any:
-    from rag._embedding import SentenceTransformerEmbedder
-    from rag.stores import open_store
-
-    return open_store(settings, SentenceTransformerEmbedder(settings.embedding).dimension)
-
-
-class _closing:
-    def __init__(self, store: Any) -> None:
-        self.store = store
-
-    def __enter__(self) -> Any:
-        return self.store
-
-    def __exit__(self, *exc: object) -> None:
-        self.store.close()
 
 
 def main() -> None:

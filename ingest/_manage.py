@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from rag._config import Settings
+from rag._embedding import SentenceTransformerEmbedder
 from rag._types import doc_id_for
-from rag.stores import ALL_VALUES, CollectionInfo, Filter, VectorStore
+from rag.stores import ALL_VALUES, CollectionInfo, Filter, VectorStore, open_store
 
 _DOC_ID = re.compile(r"^[0-9a-f]{24}$")
 
@@ -58,6 +59,29 @@ class Status:
 
 def collection_status(settings: Settings, store: VectorStore) -> Status:
     return Status(store.info(), _last_run(settings.runs_dir))
+
+
+def _open(settings: Settings) -> VectorStore:
+    # The vector size comes from the model's files; no weights are loaded.
+    return open_store(settings, SentenceTransformerEmbedder(settings.embedding).dimension)
+
+
+def delete(targets: list[str], settings: Settings) -> dict[str, int]:
+    """``rag delete``: remove documents by id or path; chunks removed per doc id."""
+    store = _open(settings)
+    try:
+        return delete_documents(targets, store)
+    finally:
+        store.close()
+
+
+def status(settings: Settings) -> Status:
+    """``rag status``: counts of the collection and the last run report."""
+    store = _open(settings)
+    try:
+        return collection_status(settings, store)
+    finally:
+        store.close()
 
 
 def _last_run(runs_dir: Path) -> dict[str, Any] | None:
