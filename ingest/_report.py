@@ -57,10 +57,6 @@ class RunReport(BaseModel):
     def ok(self) -> bool:
         return self.files_failed == 0
 
-    @property
-    def chunks_per_second(self) -> float:
-        return self.chunks_written / self.wall_seconds if self.wall_seconds else 0.0
-
     def fail(
         self,
         path: str,

@@ -1,4 +1,4 @@
-"""Counting and cutting text in Mistral tokens, with mistral-common's bundled tokenizers."""
+"""Counting text in Mistral tokens, with mistral-common's bundled tokenizers."""
 
 from __future__ import annotations
 
@@ -11,13 +11,11 @@ TOKENIZER_VERSIONS = ("v1", "v2", "v3", "v3-tekken", "v7")
 
 
 class TokenCounter(Protocol):
-    """Counts tokens of one tokenizer; ``split`` cuts text into pieces of at most ``n``."""
+    """Counts tokens of one tokenizer."""
 
     name: str
 
     def count(self, text: str) -> int: ...
-
-    def split(self, text: str, max_tokens: int) -> list[str]: ...
 
 
 class MistralTokens:
@@ -27,21 +25,8 @@ class MistralTokens:
         self.name = f"mistral-{version}"
         self._tok = _raw_tokenizer(version)
 
-    def encode(self, text: str) -> list[int]:
-        return list(self._tok.encode(text, bos=False, eos=False))
-
-    def decode(self, ids: list[int]) -> str:
-        return str(self._tok.decode(ids))
-
     def count(self, text: str) -> int:
         return len(self._tok.encode(text, bos=False, eos=False)) if text else 0
-
-    def split(self, text: str, max_tokens: int) -> list[str]:
-        """Cut on token boundaries; the pieces concatenate back to the text (modulo spaces)."""
-        ids = self.encode(text)
-        if len(ids) <= max_tokens:
-            return [text]
-        return [self.decode(ids[i : i + max_tokens]) for i in range(0, len(ids), max_tokens)]
 
 
 @lru_cache(maxsize=8)
