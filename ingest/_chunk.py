@@ -88,6 +88,7 @@ class Chunker:
                         acl=tuple(acl),
                         token_count=self.mistral.count(text),
                         metadata=meta or dict(doc.metadata),
+                        tokenizer=self.mistral.name,
                     )
                 )
         return chunks

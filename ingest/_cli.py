@@ -115,35 +115,42 @@ def search(
     question: Annotated[str, typer.Argument(help="What to look for.")],
     user: Annotated[str | None, typer.Option("--as", help="User id of the caller.")] = None,
     group: Annotated[list[str] | None, typer.Option("--group", help="Caller's group.")] = None,
-    k: Annotated[int, typer.Option("-k", min=1, max=100, help="Results to show.")] = 5,
-    mode: Annotated[str, typer.Option(help="hybrid, dense or sparse.")] = "hybrid",
+    k: Annotated[int | None, typer.Option("-k", min=1, max=1000, help="Results to show.")] = None,
+    mode: Annotated[str | None, typer.Option(help="hybrid, dense or sparse.")] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--where",
+            help="Filter KEY=VALUE (repeat; values of one key are ORed), e.g. "
+            "doc_id=..., source=..., meta.filetype=application/pdf.",
+        ),
+    ] = None,
     home: HomeOpt = None,
     config: ConfigOpt = None,
     collection: CollectionOpt = None,
 ) -> None:
     """Show the chunks that best match a question (public ones plus the caller's)."""
     from rag._embedding import SentenceTransformerEmbedder
-    from rag._search import principals_for
-    from rag._search import search as run
+    from rag._retrieve import Principal, Retriever
     from rag.stores import open_store
 
-    if mode not in ("hybrid", "dense", "sparse"):
+    if mode not in (None, "hybrid", "dense", "sparse"):
         raise typer.BadParameter("use hybrid, dense or sparse", param_hint="--mode")
+    filters = _parse_where(where or [])
     settings = _settings(home, config, collection)
+    principal = Principal(user, tuple(group or ())) if (user is not None or group) else None
     embedder = SentenceTransformerEmbedder(settings.embedding)
     with closing(open_store(settings, embedder.dimension)) as store:
-        hits = run(
+        result = Retriever(settings, embedder=embedder, store=store).retrieve(
             question,
-            settings=settings,
-            embedder=embedder,
-            store=store,
-            principals=principals_for(user, group or ()),
-            k=k,
+            principal,
+            filters,
+            k,
             mode=mode,  # type: ignore[arg-type]
         )
-    if not hits:
+    if not result.hits:
         out.print("no matching chunks (is anything ingested? try `rag status`)")
-    for rank, hit in enumerate(hits, 1):
+    for rank, hit in enumerate(result.hits, 1):
         c = hit.chunk
         pages = f" p.{','.join(map(str, c.pages))}" if c.pages else ""
         section = f" § {c.section}" if c.section else ""
@@ -152,6 +159,28 @@ def search(
         )
         snippet = " ".join(c.text.split())
         out.print(f"   {snippet[:300]}{'…' if len(snippet) > 300 else ''}", markup=False)
+    if result.dropped:
+        out.print(f"[dim]{len(result.dropped)} near-duplicate chunk(s) left out[/dim]")
+
+
+def _parse_where(items: list[str]) -> dict[str, list[str | int]]:
+    """``KEY=VALUE`` options as filter values; integer payload keys get integers."""
+    from rag.stores._base import PAYLOAD_KEYS
+
+    filters: dict[str, list[str | int]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--where")
+        typed: str | int = value
+        if PAYLOAD_KEYS.get(key) == "integer":
+            try:
+                typed = int(value)
+            except ValueError:
+                raise typer.BadParameter(f"{key} takes an integer", param_hint="--where") from None
+        filters.setdefault(key, []).append(typed)
+    return filters
 
 
 @app.command()

@@ -36,7 +36,7 @@ from rag.stores import ALL_VALUES, Filter, VectorStore, open_store
 _UPSERT_BATCH = 256
 #: Bump when a code change alters what is stored for the same file and settings (chunk
 #: boundaries, payload fields): every document is then re-ingested on the next run.
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2  # 2: payload records the tokenizer and document dates
 
 
 class Progress(Protocol):

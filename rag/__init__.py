@@ -5,8 +5,10 @@ from rag._config import Settings, load_settings
 from rag._embedding import Embedder, SentenceTransformerEmbedder
 from rag._errors import (
     PARSE_REASONS,
+    AccessError,
     CollectionMismatchError,
     ConfigError,
+    ContextOverflowError,
     DependencyError,
     EmbeddingError,
     FilterError,
@@ -15,19 +17,34 @@ from rag._errors import (
     StoreError,
     StoreLockedError,
 )
-from rag._search import principals_for, search
+from rag._pack import (
+    DEFAULT_SYSTEM_PROMPT,
+    ContextBlock,
+    ContextPacker,
+    DroppedChunk,
+    PackedContext,
+    TokenBudget,
+)
+from rag._retrieve import DroppedHit, Principal, Retrieval, Retriever
 from rag._sparse import Bm25Encoder
 from rag._tokens import MistralTokens
 from rag._types import PUBLIC, Chunk, Element, Hit, IndexedChunk, ParsedDocument, SparseVector
 
 __all__ = [
+    "DEFAULT_SYSTEM_PROMPT",
     "PARSE_REASONS",
     "PUBLIC",
+    "AccessError",
     "Bm25Encoder",
     "Chunk",
     "CollectionMismatchError",
     "ConfigError",
+    "ContextBlock",
+    "ContextOverflowError",
+    "ContextPacker",
     "DependencyError",
+    "DroppedChunk",
+    "DroppedHit",
     "Element",
     "Embedder",
     "EmbeddingError",
@@ -35,15 +52,18 @@ __all__ = [
     "Hit",
     "IndexedChunk",
     "MistralTokens",
+    "PackedContext",
     "ParseError",
     "ParsedDocument",
+    "Principal",
     "RagError",
+    "Retrieval",
+    "Retriever",
     "SentenceTransformerEmbedder",
     "Settings",
     "SparseVector",
     "StoreError",
     "StoreLockedError",
+    "TokenBudget",
     "load_settings",
-    "principals_for",
-    "search",
 ]

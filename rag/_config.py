@@ -41,6 +41,10 @@ class EmbeddingSettings(_Section):
     #: Torch threads for embedding; None lets torch decide (all cores).
     threads: int | None = Field(None, ge=1)
     normalize: bool = True
+    #: Languages the model embeds well (ISO 639-1). all-MiniLM-L6-v2 is English-only; a
+    #: multilingual model (e.g. multilingual-e5) would list more. Hybrid search weights
+    #: the dense ranking down for a corpus in another language (``retrieval``).
+    languages: tuple[str, ...] = ("en",)
 
 
 class ChunkingSettings(_Section):
@@ -116,9 +120,30 @@ class AclSettings(_Section):
     rules: tuple[AclRule, ...] = ()
 
 
+class RetrievalSettings(_Section):
+    #: Chunks returned by a search.
+    k: int = Field(8, ge=1, le=1000)
+    mode: Literal["dense", "sparse", "hybrid"] = "hybrid"
+    #: Candidates each branch (dense, BM25) passes to the fusion.
+    prefetch: int = Field(100, ge=1, le=10000)
+    #: Weights of the dense and BM25 rankings in hybrid fusion (weighted RRF). None picks
+    #: them: equal when the embedding model reads the BM25 language, else ``foreign_dense``
+    #: for dense, so a model that does not read the corpus language cannot drag BM25 down.
+    fusion_weights: tuple[float, float] | None = None
+    foreign_dense_weight: float = Field(0.25, ge=0, le=1)
+    #: Near-duplicate removal: a hit whose word-shingle overlap (Jaccard) with a better
+    #: hit reaches this is dropped; 1.0 drops exact duplicates only.
+    duplicate_similarity: float = Field(0.85, gt=0, le=1)
+
+
 class LlmSettings(_Section):
     #: Free text: new model versions need no code change.
     model: str = "mistral-large-2402"
+    #: Context window in tokens; None takes it from the table of known models
+    #: (``rag.context_window_for``). Required for models not in that table.
+    context_window: int | None = Field(None, ge=256)
+    #: Tokens reserved for the answer (the request's ``max_tokens``).
+    answer_tokens: int = Field(1024, ge=1)
 
 
 class Settings(BaseSettings):
@@ -139,6 +164,7 @@ class Settings(BaseSettings):
     parse: ParseSettings = ParseSettings()
     ingest: IngestSettings = IngestSettings()
     acl: AclSettings = AclSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
     llm: LlmSettings = LlmSettings()
 
     @classmethod
@@ -186,6 +212,34 @@ _TOKENIZER_BY_MODEL = {
     "open-mixtral-8x22b": "v3",
     "open-mistral-nemo": "v3-tekken",
 }
+
+
+#: Context windows (tokens) of known models; ``llm.context_window`` overrides.
+CONTEXT_WINDOWS = {
+    "mistral-large-2402": 32768,
+    "mistral-large-2407": 131072,
+    "mistral-large-2411": 131072,
+    "mistral-large-latest": 131072,
+    "mistral-small-2402": 32768,
+    "open-mistral-7b": 32768,
+    "open-mixtral-8x7b": 32768,
+    "open-mixtral-8x22b": 65536,
+    "open-mistral-nemo": 131072,
+}
+
+
+def context_window_for(model: str, override: int | None = None) -> int:
+    """The window of ``model``: ``override`` if given, else the known figure."""
+    if override is not None:
+        return override
+    name = model.lower().rsplit("/", 1)[-1]
+    if name in CONTEXT_WINDOWS:
+        return CONTEXT_WINDOWS[name]
+    raise ConfigError(
+        "llm.context_window",
+        f"the context window of model {model!r} is not known",
+        "set llm.context_window to the model's window in tokens",
+    )
 
 
 def tokenizer_for_model(model: str) -> str:

@@ -74,3 +74,11 @@ class CollectionMismatchError(StoreError):
 
 class FilterError(RagError):
     """A metadata filter names an unknown payload key or has an invalid value."""
+
+
+class AccessError(RagError):
+    """A query without a valid principal, or one the collection's ACLs cannot serve."""
+
+
+class ContextOverflowError(RagError):
+    """The fixed parts of a request (system prompt, tools, question, answer) exceed the window."""

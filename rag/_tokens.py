@@ -29,8 +29,14 @@ class MistralTokens:
         return len(self._tok.encode(text, bos=False, eos=False)) if text else 0
 
 
-@lru_cache(maxsize=8)
 def _raw_tokenizer(version: str) -> Any:
+    """The text tokenizer (``encode``/``decode``) of a version."""
+    return mistral_tokenizer(version).instruct_tokenizer.tokenizer
+
+
+@lru_cache(maxsize=8)
+def mistral_tokenizer(version: str) -> Any:
+    """mistral-common's ``MistralTokenizer`` (chat template included) of a version."""
     if version not in TOKENIZER_VERSIONS:
         raise ConfigError(
             "chunking.tokenizer",
@@ -49,7 +55,7 @@ def _raw_tokenizer(version: str) -> Any:
             "v3-tekken": lambda: MistralTokenizer.v3(is_tekken=True),
             "v7": MistralTokenizer.v7,
         }[version]
-        return factory().instruct_tokenizer.tokenizer
+        return factory()
     except ImportError as exc:
         raise DependencyError(
             f"Mistral tokenizer {version} needs the 'sentencepiece' package: "

@@ -75,6 +75,8 @@ class Chunk:
     acl: tuple[str, ...]
     token_count: int
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    #: Tokenizer of ``token_count`` (e.g. ``mistral-v2``); empty when unknown.
+    tokenizer: str = ""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from rag.stores._base import (
     CollectionInfo,
     Filter,
     Match,
+    Range,
     SearchRequest,
     VectorStore,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "CollectionInfo",
     "Filter",
     "Match",
+    "Range",
     "SearchRequest",
     "VectorStore",
     "open_store",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from rag._errors import FilterError
@@ -32,6 +33,7 @@ PAYLOAD_KEYS: Mapping[str, str] = {
     "element_types": "keyword",
     "acl": "keyword",
     "token_count": "integer",
+    "tokenizer": "keyword",
     "text": "text",
 }
 #: Keys that get a payload index at collection creation.
@@ -58,23 +60,95 @@ class Match:
     values: tuple[str | int | bool, ...]
 
     def __post_init__(self) -> None:
-        if self.key not in PAYLOAD_KEYS and not (
-            self.key.startswith(META_PREFIX) and len(self.key) > len(META_PREFIX)
-        ):
-            known = ", ".join(sorted(PAYLOAD_KEYS))
-            raise FilterError(
-                f"unknown filter key {self.key!r}: use one of {known} or 'meta.<field>'"
-            )
+        _check_key(self.key)
         if not self.values:
             raise FilterError(f"filter on {self.key!r} has no values; give at least one")
+
+
+def _check_key(key: str) -> None:
+    if key not in PAYLOAD_KEYS and not (
+        key.startswith(META_PREFIX) and len(key) > len(META_PREFIX)
+    ):
+        known = ", ".join(sorted(PAYLOAD_KEYS))
+        raise FilterError(f"unknown filter key {key!r}: use one of {known} or 'meta.<field>'")
+
+
+Bound = int | float | date | datetime
+
+
+def _iso(value: date | datetime) -> str:
+    """RFC 3339 UTC text, as Qdrant's datetime ranges want it; naive times are UTC."""
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time.min)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Range:
+    """Condition ``gte <= key <= lte`` (``gt``/``lt`` strict) on a number or a date.
+
+    Bounds are all numbers or all dates/datetimes. Dates compare with RFC 3339 payload
+    values such as ``meta.modified_at``; a naive date or datetime is taken as UTC, and a
+    date bound means midnight UTC of that day.
+    """
+
+    key: str
+    gte: Bound | None = None
+    gt: Bound | None = None
+    lte: Bound | None = None
+    lt: Bound | None = None
+
+    def __post_init__(self) -> None:
+        _check_key(self.key)
+        bounds = [b for b in (self.gte, self.gt, self.lte, self.lt) if b is not None]
+        if not bounds:
+            raise FilterError(f"range on {self.key!r} has no bound; give gte, gt, lte or lt")
+        kinds = {self._kind(b) for b in bounds}
+        if len(kinds) > 1:
+            raise FilterError(f"range on {self.key!r} mixes numbers and dates")
+
+    def _kind(self, bound: object) -> str:
+        if isinstance(bound, bool):
+            raise FilterError(f"range on {self.key!r} has a boolean bound")
+        if isinstance(bound, (date, datetime)):
+            return "datetime"
+        if isinstance(bound, (int, float)):
+            return "number"
+        raise FilterError(
+            f"range on {self.key!r} has a bound of type {type(bound).__name__}; "
+            "use numbers or datetime.date/datetime values"
+        )
+
+    @property
+    def is_datetime(self) -> bool:
+        return any(isinstance(b, (date, datetime)) for b in (self.gte, self.gt, self.lte, self.lt))
+
+    def bounds(self) -> dict[str, float | str]:
+        """The bounds that are set, as floats or RFC 3339 strings."""
+        out: dict[str, float | str] = {}
+        for name in ("gte", "gt", "lte", "lt"):
+            b = getattr(self, name)
+            if b is not None:
+                out[name] = _iso(b) if isinstance(b, (date, datetime)) else float(b)
+        return out
+
+
+Condition = Match | Range
 
 
 @dataclass(frozen=True)
 class Filter:
     """All ``must`` conditions hold and no ``must_not`` condition holds."""
 
-    must: tuple[Match, ...] = ()
-    must_not: tuple[Match, ...] = ()
+    must: tuple[Condition, ...] = ()
+    must_not: tuple[Condition, ...] = ()
+
+    def __and__(self, other: Filter | None) -> Filter:
+        if other is None:
+            return self
+        return Filter(self.must + other.must, self.must_not + other.must_not)
 
     @staticmethod
     def of(**equals: str | int | bool | Sequence[str | int | bool]) -> Filter:
@@ -158,6 +232,7 @@ def chunk_payload(point: IndexedChunk) -> dict[str, Any]:
         "element_types": list(c.element_types),
         "acl": list(c.acl),
         "token_count": c.token_count,
+        "tokenizer": c.tokenizer,
         "text": c.text,
         "meta": dict(c.metadata),
     }
@@ -176,4 +251,5 @@ def chunk_from_payload(payload: Mapping[str, Any]) -> Chunk:
         acl=tuple(payload.get("acl") or ()),
         token_count=int(payload.get("token_count") or 0),
         metadata=dict(payload.get("meta") or {}),
+        tokenizer=str(payload.get("tokenizer") or ""),
     )

@@ -41,6 +41,8 @@ from qdrant_edge import (
     Prefetch,
     Query,
     QueryRequest,
+    RangeDateTime,
+    RangeFloat,
     ScrollRequest,
     UpdateOperation,
 )
@@ -54,8 +56,9 @@ from rag.stores._base import (
     INDEXED_KEYS,
     SPARSE,
     CollectionInfo,
+    Condition,
     Filter,
-    Match,
+    Range,
     SearchRequest,
     chunk_from_payload,
     chunk_payload,
@@ -77,7 +80,12 @@ from rag.stores._holder import ShardLock, describe_holder, remove_holder, write_
 _CONFIG_FILE = "edge_config.json"  # written by Qdrant Edge at create time
 
 
-def _condition(match: Match) -> Any:
+def _condition(match: Condition) -> Any:
+    if isinstance(match, Range):
+        bounds: Any = match.bounds()
+        if match.is_datetime:
+            return FieldCondition(match.key, range=RangeDateTime(**bounds))
+        return FieldCondition(match.key, range=RangeFloat(**bounds))
     kind, values = match_plan(match)
     if kind == "value":
         return FieldCondition(match.key, match=MatchValue(values[0]))

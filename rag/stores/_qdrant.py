@@ -23,8 +23,9 @@ from rag.stores._base import (
     INDEXED_KEYS,
     SPARSE,
     CollectionInfo,
+    Condition,
     Filter,
-    Match,
+    Range,
     SearchRequest,
     chunk_from_payload,
     chunk_payload,
@@ -46,7 +47,12 @@ from rag.stores._common import (
 _UNREACHABLE_GRPC = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
-def _condition(match: Match) -> models.Condition:
+def _condition(match: Condition) -> models.Condition:
+    if isinstance(match, Range):
+        bounds: Any = match.bounds()
+        if match.is_datetime:
+            return models.FieldCondition(key=match.key, range=models.DatetimeRange(**bounds))
+        return models.FieldCondition(key=match.key, range=models.Range(**bounds))
     kind, values = match_plan(match)
     if kind == "value":
         return models.FieldCondition(key=match.key, match=models.MatchValue(value=values[0]))

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from ingest import delete_documents, ingest
-from rag import PUBLIC, load_settings
-from rag._search import principals_for, search
+from rag import PUBLIC, AccessError, Principal, Retriever, load_settings
 from rag._types import doc_id_for
 from rag.stores import Filter, open_store
 from rag.testing import FakeEmbedder
@@ -153,19 +152,14 @@ def test_acl_sidecars_and_rules_are_enforced_in_search(tmp_path: Path, settings)
     assert report.ok and report.files_ingested == 3  # .acl files are not documents
     store = open_store(settings, emb.dimension)
     try:
+        retriever = Retriever(settings, embedder=emb, store=store)
 
         def sources(user: str | None, groups: tuple[str, ...] = ()) -> set[str]:
-            hits = search(
-                "salary",
-                settings=settings,
-                embedder=emb,
-                store=store,
-                principals=principals_for(user, groups),
-                k=10,
-            )
+            hits = retriever.retrieve("salary", Principal(user, groups), k=10).hits
             return {Path(h.chunk.source).name for h in hits}
 
-        assert sources(None) == {"handbook.txt"}
+        with pytest.raises(AccessError, match="access-controlled"):
+            retriever.retrieve("salary", None)
         assert sources("alice", ("hr",)) == {"handbook.txt", "salaries.txt"}
         assert sources("ceo") == {"handbook.txt", "memo.txt"}
         assert sources("*", ("*", "hr'", "héé")) == {"handbook.txt"}
@@ -326,6 +320,7 @@ def test_the_whole_job_runs_on_the_server_backend(tmp_path: Path) -> None:
     second = ingest([tmp_path / "docs"], settings, embedder=emb, store=store)
     assert first.ok and first.files_ingested == 3
     assert second.files_unchanged == 3 and store.count() == first.chunks_written
-    hits = search("payment clause", settings=settings, embedder=emb, store=store, k=3)
+    retriever = Retriever(settings, embedder=emb, store=store)
+    hits = retriever.retrieve("payment clause", None, k=3).hits  # all public: no principal needed
     assert hits and all(h.chunk.acl == (PUBLIC,) for h in hits)
     store.close()
