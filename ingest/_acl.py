@@ -8,11 +8,15 @@ Most specific first:
 4. ``acl.default`` (``@public`` unless configured).
 
 ACL files hold one principal per line (``user:alice``, ``group:hr``...); ``#`` starts a
-comment. Names starting with ``@`` are reserved (``@public``) and rejected elsewhere.
+comment. Names starting with ``@`` are reserved (``@public``) and rejected elsewhere, and
+``*`` is refused (there are no wildcards; ``@public`` means everyone). Names are stored in
+Unicode NFC, the form query-time principals are normalised to, so ``café`` typed either way
+matches.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from fnmatch import fnmatch
 from functools import lru_cache
 from pathlib import Path
@@ -27,10 +31,11 @@ FOLDER_FILE = ".acl"
 
 class AclResolver:
     def __init__(self, settings: AclSettings) -> None:
-        for rule in settings.rules:
-            _validate(rule.principals, f"acl.rules[{rule.path!r}]")
-        _validate(settings.default, "acl.default")
-        self.settings = settings
+        self._rules = [
+            (rule.path, _validate(rule.principals, f"acl.rules[{rule.path!r}]"))
+            for rule in settings.rules
+        ]
+        self._default = _validate(settings.default, "acl.default")
 
     def principals(self, path: Path, root: Path) -> tuple[str, ...]:
         sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
@@ -45,20 +50,28 @@ class AclResolver:
                 break
             folder = folder.parent
         relative = path.relative_to(root).as_posix() if root in path.parents else path.name
-        for rule in self.settings.rules:
-            if fnmatch(relative, rule.path) or fnmatch(path.as_posix(), rule.path):
-                return tuple(rule.principals)
-        return tuple(self.settings.default)
+        for pattern, principals in self._rules:
+            if fnmatch(relative, pattern) or fnmatch(path.as_posix(), pattern):
+                return principals
+        return self._default
 
 
-def _validate(principals: tuple[str, ...], setting: str) -> None:
+def _validate(principals: tuple[str, ...], setting: str) -> tuple[str, ...]:
+    """The principals in NFC, or ConfigError naming the bad one."""
     if not principals:
         raise ConfigError(setting, "is empty", f"list at least one principal, or {PUBLIC!r}")
+    out = []
     for p in principals:
         if not p.strip() or (p.startswith("@") and p != PUBLIC):
             raise ConfigError(
                 setting, f"invalid principal {p!r}", "names starting with @ are reserved"
             )
+        if p.strip() in ("*", "user:*", "group:*"):
+            raise ConfigError(
+                setting, f"wildcard principal {p!r}", f"there are no wildcards; use {PUBLIC!r}"
+            )
+        out.append(unicodedata.normalize("NFC", p))
+    return tuple(dict.fromkeys(out))
 
 
 @lru_cache(maxsize=4096)
@@ -66,5 +79,4 @@ def _read(path: Path, mtime_ns: int) -> tuple[str, ...]:
     """Principals in an ACL file; ``mtime_ns`` is part of the cache key so edits are seen."""
     lines = (line.split("#", 1)[0].strip() for line in path.read_text("utf-8").splitlines())
     principals = tuple(dict.fromkeys(line for line in lines if line))
-    _validate(principals, f"ACL file {path}")
-    return principals
+    return _validate(principals, f"ACL file {path}")

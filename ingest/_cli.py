@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from contextlib import closing
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -130,24 +129,15 @@ def search(
     collection: CollectionOpt = None,
 ) -> None:
     """Show the chunks that best match a question (public ones plus the caller's)."""
-    from rag._embedding import SentenceTransformerEmbedder
     from rag._retrieve import Principal, Retriever
-    from rag.stores import open_store
 
     if mode not in (None, "hybrid", "dense", "sparse"):
         raise typer.BadParameter("use hybrid, dense or sparse", param_hint="--mode")
     filters = _parse_where(where or [])
     settings = _settings(home, config, collection)
     principal = Principal(user, tuple(group or ())) if (user is not None or group) else None
-    embedder = SentenceTransformerEmbedder(settings.embedding)
-    with closing(open_store(settings, embedder.dimension)) as store:
-        result = Retriever(settings, embedder=embedder, store=store).retrieve(
-            question,
-            principal,
-            filters,
-            k,
-            mode=mode,  # type: ignore[arg-type]
-        )
+    with Retriever.open(settings) as retriever:
+        result = retriever.retrieve(question, principal, filters, k, mode=mode)  # type: ignore[arg-type]
     if not result.hits:
         out.print("no matching chunks (is anything ingested? try `rag status`)")
     for rank, hit in enumerate(result.hits, 1):

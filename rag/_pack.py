@@ -63,7 +63,8 @@ class ContextBlock:
     #: the prompt, each after a newline and a space.
     header: str
     segments: tuple[str, ...]
-    #: Tokens this block adds to the request (header and body segments).
+    #: Tokens this block adds to the request (header and body segments). Exact for the
+    #: SentencePiece tokenizers; an estimate for Tekken, whose request total is exact.
     tokens: int
     score: float
     #: 0-based rank of the block's best hit in the retrieval result.
@@ -138,7 +139,7 @@ class PackedContext:
 
     def count_exact(self) -> int:
         """Prompt tokens by a full mistral-common encoding (slow; for verification)."""
-        return _encode_request(
+        return _count_request(
             tokenizer_for_name(self.tokenizer), self.messages[0]["content"],
             self.messages[1]["content"], _tools_json(self.tools),
         )  # fmt: skip
@@ -192,6 +193,8 @@ class ContextPacker:
     ) -> None:
         self.model = model
         self.window = context_window_for(model, window)
+        if self.window < 1:
+            raise ConfigError("llm.context_window", f"is {self.window}", "give a positive size")
         self.version = tokenizer or tokenizer_for_model(model)
         self.tokenizer_name = f"mistral-{self.version}"
         self._tok = mistral_tokenizer(self.version).instruct_tokenizer.tokenizer
@@ -281,18 +284,11 @@ class ContextPacker:
         blocks = self._blocks(runs)
         while blocks and sum(b.tokens for b in blocks) > budget:  # guard; labels settled
             weakest = max(blocks, key=lambda b: b.rank)
-            dropped.extend(
-                DroppedChunk(c, "over_budget", weakest.tokens) for c in weakest.chunk_ids
-            )
+            dropped.extend(_over_budget(weakest))
             runs = [r for r in runs if r.rank != weakest.rank]
             blocks = self._blocks(runs)
         blocks = self._ordered(blocks)
-        user = (
-            CONTEXT_HEADER
-            + "".join(SEGMENT + b.header + "".join(SEGMENT + t for t in b.segments) for b in blocks)
-            + SEGMENT
-            + question_line
-        )
+        user = _render(blocks, question_line)
         context = sum(b.tokens for b in blocks)
         total = fixed + context
         if not self.additive:
@@ -325,7 +321,7 @@ class ContextPacker:
     def _select(self, hits: Sequence[Hit], budget: int) -> tuple[list[_Run], list[DroppedChunk]]:
         """Greedy by rank; a chunk next to a chosen one of its document joins that block."""
         widest = int("9" * len(str(max(len(hits), 1))))
-        self._layouts: dict[tuple[str, str], tuple[str, int]] = {}
+        layouts: dict[tuple[str, str], tuple[str, int]] = {}  # per call: packers are shared
         runs: list[_Run] = []
         dropped: list[DroppedChunk] = []
         seen: set[str] = set()
@@ -347,7 +343,7 @@ class ContextPacker:
                 [p for r in joins for p in r.parts] + [_Part(hit, rank, "", 0)],
                 key=lambda p: p.hit.chunk.index,
             )
-            layout = self._layout(parts)
+            layout = self._layout(parts, layouts)
             cost = self._segment(_header(parts, widest)) + sum(c for _, c in layout)
             delta = cost - sum(r.cost for r in joins)
             if used + delta > budget:
@@ -360,13 +356,15 @@ class ContextPacker:
             runs.append(_Run(chunk.doc_id, parts, cost))
         return runs, dropped
 
-    def _layout(self, parts: Sequence[_Part]) -> list[tuple[str, int]]:
+    def _layout(
+        self, parts: Sequence[_Part], cache: dict[tuple[str, str], tuple[str, int]]
+    ) -> list[tuple[str, int]]:
         """Body text and cost of each part of a block; a part repeats no text of the last."""
         out: list[tuple[str, int]] = []
         for i, part in enumerate(parts):
             chunk = part.hit.chunk
             key = (parts[i - 1].hit.chunk.chunk_id if i else "", chunk.chunk_id)
-            cached = self._layouts.get(key)
+            cached = cache.get(key)
             if cached is None:
                 if i == 0:
                     text = chunk.text.strip()
@@ -375,7 +373,7 @@ class ContextPacker:
                     cut = _overlap(parts[i - 1].hit.chunk.text, chunk.text)
                     text = chunk.text[cut:].strip()
                     cached = (text, self._segment(text) if text else 0)
-                self._layouts[key] = cached
+                cache[key] = cached
             out.append(cached)
         return out
 
@@ -449,22 +447,19 @@ class ContextPacker:
     ) -> tuple[int, list[ContextBlock], str]:
         """Non-additive tokenizers: count the whole request, drop the weakest until it fits."""
         while True:
-            user = (
-                CONTEXT_HEADER
-                + "".join(
-                    SEGMENT + b.header + "".join(SEGMENT + t for t in b.segments) for b in blocks
-                )
-                + SEGMENT
-                + question_line
-            )
-            total = _encode_request(self.version, system, user, tools_json)
+            user = _render(blocks, question_line)
+            total = _count_request(self.version, system, user, tools_json)
             if total <= limit or not blocks:
                 return total, blocks, user
             weakest = max(blocks, key=lambda b: b.rank)
-            dropped.extend(
-                DroppedChunk(c, "over_budget", weakest.tokens) for c in weakest.chunk_ids
-            )
+            dropped.extend(_over_budget(weakest))
             blocks = [b for b in blocks if b is not weakest]
+
+
+def _render(blocks: Sequence[ContextBlock], question_line: str) -> str:
+    """The user message: context header, blocks (header + body segments), question."""
+    body = "".join(SEGMENT + b.header + "".join(SEGMENT + t for t in b.segments) for b in blocks)
+    return CONTEXT_HEADER + body + SEGMENT + question_line
 
 
 def _over_budget(block: ContextBlock) -> list[DroppedChunk]:
@@ -524,6 +519,11 @@ def _tools_json(tools: Sequence[Mapping[str, Any]]) -> str:
 
 @lru_cache(maxsize=256)
 def _encode_request(version: str, system: str, user: str, tools_json: str) -> int:
+    """Prompt tokens of a small, often repeated request (the empty-context base)."""
+    return _count_request(version, system, user, tools_json)
+
+
+def _count_request(version: str, system: str, user: str, tools_json: str) -> int:
     """Prompt tokens of a chat request with one system and one user message."""
     from mistral_common.protocol.instruct.messages import SystemMessage, UserMessage
     from mistral_common.protocol.instruct.request import ChatCompletionRequest

@@ -127,7 +127,7 @@ def as_filter(filters: Filter | Mapping[str, object] | None) -> Filter | None:
     if filters is None or isinstance(filters, Filter):
         return filters
     if isinstance(filters, Mapping):
-        return Filter.of(**filters)  # type: ignore[arg-type]  # Match checks the values
+        return Filter.of(**filters)  # type: ignore[arg-type]  # Match checks each value
     raise RagError(f"filters must be a Filter or a mapping, not {type(filters).__name__}")
 
 
@@ -147,6 +147,34 @@ class Retriever:
         self.store = store
         self.query_steps = tuple(query_steps)
         self._bm25 = Bm25Encoder(settings.sparse)
+        self._owns_store = False
+
+    @classmethod
+    def open(cls, settings: Settings, *, query_steps: Sequence[QueryStep] = ()) -> Retriever:
+        """A retriever on the configured embedding model and index; close it when done.
+
+        The embedded index admits one process at a time, so use it as a context manager
+        (``with Retriever.open(settings) as r: ...``) to release the index promptly.
+        """
+        from rag._embedding import SentenceTransformerEmbedder
+        from rag.stores import open_store
+
+        embedder = SentenceTransformerEmbedder(settings.embedding)
+        store = open_store(settings, embedder.dimension)
+        retriever = cls(settings, embedder=embedder, store=store, query_steps=query_steps)
+        retriever._owns_store = True
+        return retriever
+
+    def close(self) -> None:
+        """Close the store if :meth:`open` opened it (a given store stays the caller's)."""
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> Retriever:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def retrieve(
         self,
@@ -172,6 +200,8 @@ class Retriever:
         timings: dict[str, float] = {}
         for step in self.query_steps:
             question = step(question)
+            if not isinstance(question, str) or not question.strip():
+                raise RagError(f"query step {step!r} returned an empty question")
 
         started = time.perf_counter()
         sparse = self._bm25.encode_query(question) if mode != "dense" else None

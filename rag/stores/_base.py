@@ -63,6 +63,12 @@ class Match:
         _check_key(self.key)
         if not self.values:
             raise FilterError(f"filter on {self.key!r} has no values; give at least one")
+        for value in self.values:
+            if not isinstance(value, (str, int)):  # bool is an int; adapters refuse it
+                raise FilterError(
+                    f"filter on {self.key!r} has a value of type {type(value).__name__}; "
+                    "match strings or integers (use Range for numeric or date bounds)"
+                )
 
 
 def _check_key(key: str) -> None:

@@ -51,6 +51,7 @@ def test_ingest_status_search_delete_doctor(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     shutil.copytree(REPO / "samples", docs)
     (docs / "broken.docx").write_bytes(b"\x00garbage" * 100)
+    (docs / "travel-policy.md.acl").write_text("group:travel\n", "utf-8")
     home = str(tmp_path / "home")
 
     first = rag("ingest", str(docs), "--home", home, cwd=tmp_path)
@@ -65,8 +66,19 @@ def test_ingest_status_search_delete_doctor(tmp_path: Path) -> None:
     status = rag("status", "--home", home, cwd=tmp_path)
     assert "documents: 5" in status.stdout
 
-    found = rag("search", "notice period for termination", "--home", home, "-k", "2", cwd=tmp_path)
+    question = "notice period for termination"
+    refused = rag("search", question, "--home", home, cwd=tmp_path)
+    assert refused.returncode == 2 and "access-controlled" in refused.stderr  # fail closed
+    found = rag("search", question, "--home", home, "-k", "2", "--as", "ann", cwd=tmp_path)
     assert found.returncode == 0 and "supplier-agreement.pdf" in found.stdout
+    travel = ["--group", "travel", "--where", f"source={docs / 'travel-policy.md'}"]
+    scoped = rag("search", "allowance", "--home", home, "--as", "ann", *travel, cwd=tmp_path)
+    assert scoped.returncode == 0 and "travel-policy.md" in scoped.stdout
+    assert "supplier-agreement" not in scoped.stdout
+    hidden = rag("search", "allowance", "--home", home, "--as", "ann", *travel[2:], cwd=tmp_path)
+    assert "travel-policy.md" not in hidden.stdout and "no matching chunks" in hidden.stdout
+    bad = rag("search", "x", "--home", home, "--as", "ann", "--where", "nokey=1", cwd=tmp_path)
+    assert bad.returncode == 2 and "unknown filter key" in bad.stderr
 
     gone = rag("delete", str(docs / "supplier-agreement.pdf"), "--home", home, cwd=tmp_path)
     assert gone.returncode == 0 and "removed" in gone.stdout
