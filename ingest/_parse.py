@@ -24,6 +24,7 @@ from ingest._parse_inspect import (
     inspect_email,
     inspect_pdf,
     missing_ocr_parts,
+    rfc3339,
     text_encoding,
 )
 from rag import _offline  # noqa: F401  (telemetry opt-out before unstructured is imported)
@@ -340,7 +341,7 @@ def _document_metadata(
         "filetype": getattr(first, "filetype", None),
         "filename": path.name,
         # RFC 3339 UTC, so date filters (rag.stores.Range) compare it on every backend.
-        "modified_at": _rfc3339(datetime.fromtimestamp(path.stat().st_mtime, UTC)),
+        "modified_at": rfc3339(datetime.fromtimestamp(path.stat().st_mtime, UTC)),
     }
     languages: list[str] = []
     for el in raw:
@@ -376,23 +377,6 @@ def _email_metadata(raw: list[Any]) -> dict[str, Any]:
         out[key] = [str(v) for v in getattr(meta, attr, None) or ()]
     if getattr(meta, "subject", None):
         out["subject"] = str(meta.subject)
-    sent_at = _parse_time(getattr(meta, "last_modified", None))  # the Date header
-    if sent_at is not None:
-        out["sent_at"] = _rfc3339(sent_at)
     if getattr(meta, "email_message_id", None):
         out["message_id"] = str(meta.email_message_id)
     return out
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")

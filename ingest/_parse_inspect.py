@@ -13,6 +13,7 @@ import email.policy
 import email.utils
 import logging
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,8 @@ def inspect_email(path: Path, suffix: str) -> dict[str, Any]:
         raise ParseError(
             "encrypted", "e-mail body is encrypted (S/MIME or PGP)", "decrypt it before ingesting"
         )
-    return {"sent_at": sent.isoformat()} if sent is not None else {}
+    # Normalised to UTC so date-range filters compare it like every other date.
+    return {"sent_at": rfc3339(sent)} if sent is not None else {}
 
 
 def text_encoding(path: Path, languages: tuple[str, ...]) -> str | None:
@@ -154,3 +156,10 @@ def text_encoding(path: Path, languages: tuple[str, ...]) -> str | None:
         if not text.strip():
             raise ParseError("empty", "file contains only whitespace")
     return encoding
+
+
+def rfc3339(moment: datetime) -> str:
+    """RFC 3339 in UTC (``2024-10-15T06:00:00Z``); a naive time is taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")

@@ -124,7 +124,8 @@ def test_eml_headers_become_metadata_with_display_names(tmp_path: Path) -> None:
     assert meta["cc"] == ["Di Moss <di@example.com>"]
     assert meta["bcc"] == []
     assert meta["subject"] == meta["title"] == "Budget review moved"
-    assert meta["sent_at"] == "2024-10-15T08:00:00+02:00"
+    assert meta["sent_at"] == "2024-10-15T06:00:00Z"  # RFC 3339 UTC, for date filters
+    assert meta["modified_at"].endswith("Z")
     assert meta["message_id"] == "abc-123@example.com"
     assert any("Thursday" in e.text for e in doc.elements)
 
