@@ -225,6 +225,14 @@ class ContextPacker:
         """Tokens ``SEGMENT + text`` adds to the user message (``text`` is stripped)."""
         return _segment_cost(self.version, text)
 
+    def _header_cost(self, label: int, rest: str) -> int:
+        """Tokens of a header line. SentencePiece splits words at spaces before merging, so
+        ``[label] rest`` costs the label plus ``rest`` alone: one encoding per distinct
+        header, however the labels are numbered in the end (checked by the tests)."""
+        if not self.additive or not rest:
+            return self._segment(_header(label, rest))
+        return _segment_cost(self.version, f"[{label}]") + _segment_cost(self.version, rest) - 1
+
     def _chunk_segment(self, chunk: Chunk, text: str) -> int:
         # The count stored at ingestion is exact for the same tokenizer and the same text.
         if (
@@ -348,7 +356,7 @@ class ContextPacker:
                 key=lambda p: p.hit.chunk.index,
             )
             layout = self._layout(parts, layouts)
-            cost = self._segment(_header(parts, widest)) + sum(c for _, c in layout)
+            cost = self._header_cost(widest, _header_rest(parts)) + sum(c for _, c in layout)
             delta = cost - sum(r.cost for r in joins)
             if used + delta > budget:
                 dropped.append(DroppedChunk(chunk.chunk_id, "over_budget", delta))
@@ -396,7 +404,7 @@ class ContextPacker:
             return []
         hit = hits[best]
         part = _Part(hit, best, "", 0)
-        header = self._segment(_header([part], 1))
+        header = self._header_cost(1, _header_rest([part]))
         room = budget - header
         tokens = self._tok.encode(hit.chunk.text.strip(), bos=False, eos=False)
         keep = min(len(tokens), room)
@@ -415,7 +423,8 @@ class ContextPacker:
         """Label runs by relevance ([1] = best) and count their final headers exactly."""
         blocks = []
         for label, run in enumerate(sorted(runs, key=lambda r: r.rank), start=1):
-            header = _header(run.parts, label)
+            rest = _header_rest(run.parts)
+            header = _header(label, rest)
             chunk = run.parts[0].hit.chunk
             segments = tuple(p.text for p in run.parts if p.text)
             truncated = len(run.parts) == 1 and run.parts[0].text != chunk.text.strip()
@@ -429,7 +438,7 @@ class ContextPacker:
                     section=chunk.section,
                     header=header,
                     segments=segments,
-                    tokens=self._segment(header) + sum(p.cost for p in run.parts if p.text),
+                    tokens=self._header_cost(label, rest) + sum(p.cost for p in run.parts),
                     score=max(p.hit.score for p in run.parts),
                     rank=run.rank,
                     truncated=truncated,
@@ -477,16 +486,21 @@ def _over_budget(block: ContextBlock) -> list[DroppedChunk]:
 
 
 # -- text layout -------------------------------------------------------------------------
-def _header(parts: Sequence[_Part], label: int) -> str:
+def _header_rest(parts: Sequence[_Part]) -> str:
+    """What follows the label on a block's header line: file name, pages, section."""
     chunk = parts[0].hit.chunk
     name = chunk.source.replace("\\", "/").rsplit("/", 1)[-1] or chunk.doc_id
     pages = sorted({pg for p in parts for pg in p.hit.chunk.pages})
-    bits = [f"[{label}] {name}"]
+    bits = [name]
     if pages:
         bits.append(f"p. {pages[0]}" if len(pages) == 1 else f"pp. {pages[0]}-{pages[-1]}")
     if chunk.section:
         bits.append(f"section: {chunk.section}")
     return " ".join(", ".join(bits).split())
+
+
+def _header(label: int, rest: str) -> str:
+    return f"[{label}] {rest}" if rest else f"[{label}]"
 
 
 def _overlap(previous: str, following: str) -> int:
