@@ -14,8 +14,9 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from rag._config import ChunkingSettings
-from rag._tokens import TokenCounter
+from rag._config import ChunkingSettings, Settings
+from rag._embedding import Embedder
+from rag._tokens import MistralTokens, TokenCounter
 from rag._types import Chunk, Element, ParsedDocument, chunk_id_for
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+")
@@ -53,6 +54,16 @@ class Chunker:
         # Sections shorter than this are merged with the next one instead of standing
         # alone (PDF parsers tag many short lines as titles).
         self.min_section = max(1, settings.max_tokens // 4)
+
+    @classmethod
+    def for_settings(cls, settings: Settings, embedder: Embedder) -> Chunker:
+        """The pipeline's chunker: Mistral tokens of ``llm.model``, the embedder's window."""
+        return cls(
+            settings.chunking,
+            MistralTokens(settings.tokenizer_version()),
+            embedder.count_tokens,
+            embedder.max_tokens,
+        )
 
     def reserving(self, embed_tokens: int) -> Chunker:
         """A copy whose chunks leave ``embed_tokens`` of the embedder's window free (for

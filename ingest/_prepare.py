@@ -19,7 +19,6 @@ from ingest._report import Stage
 from rag._config import Settings
 from rag._embedding import Embedder
 from rag._errors import ParseError, RagError
-from rag._tokens import MistralTokens
 from rag._types import Chunk, ParsedDocument
 
 
@@ -71,12 +70,7 @@ class Preparer:
         self.settings = settings
         self.steps = tuple(steps)
         self.max_bytes = int(settings.ingest.max_file_mb * 1024 * 1024)
-        self.chunker = Chunker(
-            settings.chunking,
-            MistralTokens(settings.tokenizer_version()),
-            embedder.count_tokens,
-            embedder.max_tokens,
-        )
+        self.chunker = Chunker.for_settings(settings, embedder)
 
     def __call__(self, task: FileTask) -> Prepared | Failed:
         from ingest._parse import parse_file

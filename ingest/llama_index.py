@@ -26,7 +26,6 @@ from pydantic import PrivateAttr
 from ingest._chunk import Chunker
 from rag._config import Settings
 from rag._embedding import Embedder
-from rag._tokens import MistralTokens
 from rag._types import PUBLIC, Element, ParsedDocument
 
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+")
@@ -45,12 +44,7 @@ class MistralTokenChunker(NodeParser):
     def from_settings(
         cls, settings: Settings, embedder: Embedder, **kwargs: Any
     ) -> MistralTokenChunker:
-        chunker = Chunker(
-            settings.chunking,
-            MistralTokens(settings.tokenizer_version()),
-            embedder.count_tokens,
-            embedder.max_tokens,
-        )
+        chunker = Chunker.for_settings(settings, embedder)
         return cls(chunker, **kwargs)
 
     @classmethod
