@@ -127,8 +127,9 @@ class RetrievalSettings(_Section):
     #: Candidates each branch (dense, BM25) passes to the fusion.
     prefetch: int = Field(100, ge=1, le=10000)
     #: Weights of the dense and BM25 rankings in hybrid fusion (weighted RRF). None picks
-    #: them: equal when the embedding model reads the BM25 language, else ``foreign_dense``
-    #: for dense, so a model that does not read the corpus language cannot drag BM25 down.
+    #: them: equal (BM25 wins exact ties) when the embedding model reads the BM25 language,
+    #: else ``foreign_dense_weight`` for dense, so a model that does not read the corpus
+    #: language cannot drag BM25 down.
     fusion_weights: tuple[float, float] | None = None
     foreign_dense_weight: float = Field(0.25, ge=0, le=1)
     #: Near-duplicate removal: a hit whose word-shingle overlap (Jaccard) with a better

@@ -104,22 +104,30 @@ class Retrieval:
     question: str
     hits: tuple[Hit, ...]
     mode: Mode
-    #: Dense and BM25 weights of the fusion; None for unweighted RRF or one-branch modes.
+    #: Dense and BM25 weights of the fusion; None in one-branch modes.
     fusion_weights: tuple[float, float] | None
     principal: Principal | None
     dropped: tuple[DroppedHit, ...] = ()
     timings_ms: Mapping[str, float] = field(default_factory=dict)
 
 
-def fusion_weights_for(settings: Settings) -> tuple[float, float] | None:
-    """Hybrid weights: configured ones, else down-weight a dense model foreign to the corpus."""
+#: Dense weight factor that makes exact RRF ties go to BM25. Qdrant's fusion does not break
+#: ties (an unstable sort), and with equal weights ties are common (dense rank i + BM25 rank
+#: j against j + i), so the same query could return a different order on every call.
+TIE_BREAK = 0.999
+
+
+def fusion_weights_for(settings: Settings) -> tuple[float, float]:
+    """Hybrid (dense, BM25) weights: configured ones, else near-equal with BM25 winning ties,
+    and the dense weight lowered when the embedding model does not read the corpus language.
+    """
     configured = settings.retrieval.fusion_weights
     if configured is not None:
         return configured
     corpus = _ISO.get(settings.sparse.language.lower(), settings.sparse.language.lower())
     if corpus in {lang.lower() for lang in settings.embedding.languages}:
-        return None
-    return (settings.retrieval.foreign_dense_weight, 1.0)
+        return (TIE_BREAK, 1.0)
+    return (settings.retrieval.foreign_dense_weight * TIE_BREAK, 1.0)
 
 
 def as_filter(filters: Filter | Mapping[str, object] | None) -> Filter | None:

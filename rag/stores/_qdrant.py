@@ -292,8 +292,9 @@ class QdrantServerStore:
             if request.fusion_weights is not None and _status(exc) in (400, 422):
                 raise StoreError(
                     f"the Qdrant server at {self.location} rejected weighted RRF "
-                    f"(fusion_weights): {sdk_reason(exc)}. Upgrade the server to a version "
-                    "with weighted RRF, or search without fusion_weights"
+                    f"(fusion_weights): {sdk_reason(exc)}. Hybrid search always weights its "
+                    "fusion; upgrade the server to a version with weighted RRF, or search "
+                    "in dense or sparse mode"
                 ) from None
             raise self._error(f"{request.mode} search", exc) from None
         return [Hit(chunk_from_payload(p.payload or {}), float(p.score)) for p in response.points]

@@ -19,9 +19,10 @@ from rag import (
     Principal,
     RagError,
     Retriever,
+    SparseVector,
     load_settings,
 )
-from rag._retrieve import fusion_weights_for
+from rag._retrieve import TIE_BREAK, fusion_weights_for
 from rag._types import chunk_id_for
 from rag.stores import Filter, Match, Range, SearchRequest, VectorStore
 from rag.testing import FakeEmbedder
@@ -243,13 +244,34 @@ def test_query_steps_rewrite_the_question_before_it_is_searched(settings, store)
 
 
 def test_fusion_weights_follow_the_embedding_languages() -> None:
-    assert fusion_weights_for(load_settings()) is None  # English corpus, English model
+    # English corpus, English model: equal up to the tie-break that makes results repeatable.
+    assert fusion_weights_for(load_settings()) == (TIE_BREAK, 1.0)
     french = load_settings(sparse={"language": "french"})
-    assert fusion_weights_for(french) == (french.retrieval.foreign_dense_weight, 1.0)
+    assert fusion_weights_for(french) == (french.retrieval.foreign_dense_weight * TIE_BREAK, 1.0)
     multilingual = load_settings(sparse={"language": "french"}, embedding={"languages": ["fr"]})
-    assert fusion_weights_for(multilingual) is None
+    assert fusion_weights_for(multilingual) == (TIE_BREAK, 1.0)
     fixed = load_settings(retrieval={"fusion_weights": [2.0, 1.0]})
     assert fusion_weights_for(fixed) == (2.0, 1.0)
+
+
+def test_fused_ties_go_to_bm25_so_results_are_repeatable(settings, store) -> None:  # type: ignore[no-untyped-def]
+    # X is dense #1 and BM25 #2, Y the reverse: under equal weights their fused scores tie,
+    # and Qdrant does not break ties, so the order could change from call to call.
+    def point(name: str, dense: list[float], bm25: float) -> IndexedChunk:
+        chunk = Chunk(chunk_id_for(name, 0, name), name, 0, name, name, (), None, (), (PUBLIC,), 1)
+        return IndexedChunk(chunk, dense, SparseVector((7,), (bm25,)), "h", 1)
+
+    x = [1.0, 0.0] + [0.0] * 62
+    y = [0.8, 0.6] + [0.0] * 62
+    store.upsert([point("X", x, 1.0), point("Y", y, 2.0)])
+    request = SearchRequest(
+        "hybrid", 2, dense=x, sparse=SparseVector((7,), (1.0,)),
+        fusion_weights=fusion_weights_for(settings),
+    )  # fmt: skip
+    for _ in range(5):
+        hits = store.search(request)
+        assert [h.chunk.doc_id for h in hits] == ["Y", "X"]
+        assert hits[0].score > hits[1].score
 
 
 def test_k_and_modes_are_checked(retriever: Retriever) -> None:
