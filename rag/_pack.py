@@ -233,6 +233,29 @@ class ContextPacker:
             return self._segment(_header(label, rest))
         return _segment_cost(self.version, f"[{label}]") + _segment_cost(self.version, rest) - 1
 
+    def _tail_cost(self, chunk: Chunk, cut: int, text: str) -> int:
+        """Tokens of the part of ``chunk`` after the overlap it shares with its neighbour.
+
+        Overlaps end at a sentence, before a single space; SentencePiece splits words at
+        spaces, so ``count(head + " " + tail) == count(head) + count(tail)`` and the tail
+        costs the stored count minus the (short) head: no need to encode the whole tail.
+        """
+        if not text:
+            return 0
+        head = chunk.text[:cut]
+        if (
+            cut > 0
+            and self.additive
+            and chunk.tokenizer == self.tokenizer_name
+            and chunk.token_count > 0
+            and chunk.text == chunk.text.strip()
+            and head == head.rstrip()
+            and chunk.text[cut : cut + 1] == " "
+            and chunk.text[cut + 1 :] == text
+        ):
+            return chunk.token_count - (_segment_cost(self.version, head) - 1) + 1
+        return self._chunk_segment(chunk, text)
+
     def _chunk_segment(self, chunk: Chunk, text: str) -> int:
         # The count stored at ingestion is exact for the same tokenizer and the same text.
         if (
@@ -390,7 +413,7 @@ class ContextPacker:
                 else:
                     cut = _overlap(parts[i - 1].hit.chunk.text, chunk.text)
                     text = chunk.text[cut:].strip()
-                    cached = (text, self._segment(text) if text else 0)
+                    cached = (text, self._tail_cost(chunk, cut, text))
                 cache[key] = cached
             out.append(cached)
         return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import string
+from dataclasses import replace
 
 import pytest
 
@@ -186,6 +187,21 @@ def test_adjacent_chunks_of_a_document_merge_without_repeating_the_overlap() -> 
     assert merged.segments == (first, "The period is ninety days.")
     assert packed.messages[1]["content"].count("Notice must be given in writing.") == 1
     check(ContextPacker("mistral-large-2402"), packed, hits)
+
+
+def test_merges_reuse_stored_counts_exactly() -> None:
+    counter = MistralTokens("v2")
+    sentences = [f"Clause {i} binds the supplier to notice number {i * 7}." for i in range(40)]
+    hits = []
+    for i in range(8):  # overlapping neighbours, as the chunker makes them
+        text = " ".join(sentences[i * 4 : i * 4 + 5])
+        c = chunk(i, text, doc="contract", index=i, tokenizer="mistral-v2")
+        hits.append(Hit(replace(c, token_count=counter.count(text)), 1.0 - i / 10))
+    packer = ContextPacker("mistral-large-2402")
+    packed = packer.pack(hits, "What notice binds the supplier?")
+    assert len(packed.blocks) == 1 and len(packed.blocks[0].chunk_ids) == 8
+    check(packer, packed, hits)
+    assert packed.messages[1]["content"].count(sentences[4]) == 1
 
 
 def test_a_chunk_larger_than_the_budget_is_cut_on_a_token_boundary() -> None:
