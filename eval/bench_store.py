@@ -15,7 +15,7 @@ import argparse
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,16 +29,28 @@ VOCAB = 30_000
 GROUPS = [f"g:team{i}" for i in range(50)]
 
 
-def make_points(n: int, dim: int, rng: np.random.Generator) -> list[IndexedChunk]:
+def unit_vectors(n: int, dim: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` random dense vectors of length 1 (cosine geometry without a model)."""
     dense = rng.standard_normal((n, dim), dtype=np.float32)
     dense /= np.linalg.norm(dense, axis=1, keepdims=True)
+    return dense
+
+
+def doc_acl(doc: int, groups: Sequence[str]) -> tuple[str, ...]:
+    """1-3 of ``groups``, plus ``@public`` for 1 document in 10; seeded by the document."""
+    doc_rng = np.random.default_rng(doc)  # same ACL for every chunk of a document
+    acl = tuple(doc_rng.choice(groups, size=int(doc_rng.integers(1, 4)), replace=False))
+    if doc_rng.random() < 0.1:
+        acl += (PUBLIC,)
+    return tuple(str(a) for a in acl)
+
+
+def make_points(n: int, dim: int, rng: np.random.Generator) -> list[IndexedChunk]:
+    dense = unit_vectors(n, dim, rng)
     points = []
     for i in range(n):
         doc = f"doc{i // 20:07d}"
-        doc_rng = np.random.default_rng(i // 20)  # same ACL for every chunk of a document
-        acl = tuple(doc_rng.choice(GROUPS, size=int(doc_rng.integers(1, 4)), replace=False))
-        if doc_rng.random() < 0.1:
-            acl += (PUBLIC,)
+        acl = doc_acl(i // 20, GROUPS)
         terms = np.unique(np.minimum(rng.zipf(1.3, 40), VOCAB - 1))
         weights = rng.uniform(0.5, 3.0, len(terms))
         chunk = Chunk(
