@@ -26,127 +26,28 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 from rag._config import Settings, context_window_for, tokenizer_for_model
 from rag._errors import ConfigError, ContextOverflowError, RagError
+from rag._packed import (
+    ADDITIVE,
+    CONTEXT_HEADER,
+    DEFAULT_SYSTEM_PROMPT,
+    QUESTION_PREFIX,
+    SEGMENT,
+    ContextBlock,
+    DroppedChunk,
+    Order,
+    PackedContext,
+    TokenBudget,
+    base_request_tokens,
+    count_request,
+    segment_tokens,
+    tools_json,
+)
 from rag._tokens import mistral_tokenizer
 from rag._types import Chunk, Hit
-
-DEFAULT_SYSTEM_PROMPT = (
-    "You answer questions using only the numbered context passages in the user's message. "
-    "Cite every passage you use by its label, for example [1] or [2][3]. If the passages "
-    "do not contain the answer, say that you cannot find it in the documents."
-)
-CONTEXT_HEADER = "Context passages:"
-QUESTION_PREFIX = "Question: "
-SEGMENT = "\n "  # see the module docstring: newline + space starts every segment
-#: Tokenizers whose counts add up over segments (SentencePiece, no newline tokens).
-ADDITIVE = frozenset({"v1", "v2", "v3", "v7"})
-
-Order = Literal["edges", "score"]
-DropReason = Literal["over_budget", "empty", "repeated", "truncated"]
-
-
-@dataclass(frozen=True)
-class ContextBlock:
-    """One cited passage in the prompt: one chunk, or adjacent chunks of one document."""
-
-    label: int
-    chunk_ids: tuple[str, ...]
-    doc_id: str
-    source: str
-    pages: tuple[int, ...]
-    section: str | None
-    #: The header line and the body lines (one per chunk, overlaps removed) as placed in
-    #: the prompt, each after a newline and a space.
-    header: str
-    segments: tuple[str, ...]
-    #: Tokens this block adds to the request (header and body segments). Exact for the
-    #: SentencePiece tokenizers; an estimate for Tekken, whose request total is exact.
-    tokens: int
-    score: float
-    #: 0-based rank of the block's best hit in the retrieval result.
-    rank: int
-    truncated: bool = False
-
-    @property
-    def citation(self) -> str:
-        return f"[{self.label}]"
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.segments)
-
-
-@dataclass(frozen=True)
-class TokenBudget:
-    """Where the window goes, in tokens of the model's tokenizer."""
-
-    window: int
-    answer_reserve: int
-    #: Chat template, system prompt (with the answer schema) and the context header.
-    template: int
-    tools: int
-    question: int
-    context: int
-    #: Prompt tokens: everything above except the answer reserve.
-    total: int
-
-    @property
-    def free(self) -> int:
-        return self.window - self.answer_reserve - self.total
-
-
-@dataclass(frozen=True)
-class DroppedChunk:
-    chunk_id: str
-    reason: DropReason
-    #: Tokens the chunk would have needed (0 when not counted).
-    tokens: int = 0
-
-
-@dataclass(frozen=True)
-class PackedContext:
-    """A request ready for Mistral's chat API, with its exact token accounting."""
-
-    model: str
-    tokenizer: str
-    #: Blocks in prompt order (see ``ContextPacker.order``); labels follow relevance.
-    blocks: tuple[ContextBlock, ...]
-    tokens: TokenBudget
-    messages: tuple[Mapping[str, str], ...]
-    tools: tuple[Mapping[str, Any], ...]
-    dropped: tuple[DroppedChunk, ...] = ()
-
-    @property
-    def truncated(self) -> bool:
-        return any(b.truncated for b in self.blocks)
-
-    @property
-    def labels(self) -> dict[str, tuple[str, ...]]:
-        """Citation label (``"[1]"``) → chunk ids, in label order."""
-        return {b.citation: b.chunk_ids for b in sorted(self.blocks, key=lambda b: b.label)}
-
-    def block(self, label: int | str) -> ContextBlock:
-        """The block a citation refers to (``3`` or ``"[3]"``); KeyError if none."""
-        number = int(str(label).strip().strip("[]"))
-        for b in self.blocks:
-            if b.label == number:
-                return b
-        raise KeyError(f"no context passage [{number}]")
-
-    def count_exact(self) -> int:
-        """Prompt tokens by a full mistral-common encoding (slow; for verification)."""
-        return _count_request(
-            tokenizer_for_name(self.tokenizer), self.messages[0]["content"],
-            self.messages[1]["content"], _tools_json(self.tools),
-        )  # fmt: skip
-
-
-def tokenizer_for_name(name: str) -> str:
-    return name.removeprefix("mistral-")
 
 
 @dataclass
@@ -223,7 +124,7 @@ class ContextPacker:
 
     def _segment(self, text: str) -> int:
         """Tokens ``SEGMENT + text`` adds to the user message (``text`` is stripped)."""
-        return _segment_cost(self.version, text)
+        return segment_tokens(self.version, text)
 
     def _header_cost(self, label: int, rest: str) -> int:
         """Tokens of a header line. SentencePiece splits words at spaces before merging, so
@@ -231,7 +132,7 @@ class ContextPacker:
         header, however the labels are numbered in the end (checked by the tests)."""
         if not self.additive or not rest:
             return self._segment(_header(label, rest))
-        return _segment_cost(self.version, f"[{label}]") + _segment_cost(self.version, rest) - 1
+        return segment_tokens(self.version, f"[{label}]") + segment_tokens(self.version, rest) - 1
 
     def _tail_cost(self, chunk: Chunk, cut: int, text: str) -> int:
         """Tokens of the part of ``chunk`` after the overlap it shares with its neighbour.
@@ -253,7 +154,7 @@ class ContextPacker:
             and chunk.text[cut : cut + 1] == " "
             and chunk.text[cut + 1 :] == text
         ):
-            return chunk.token_count - (_segment_cost(self.version, head) - 1) + 1
+            return chunk.token_count - (segment_tokens(self.version, head) - 1) + 1
         return self._chunk_segment(chunk, text)
 
     def _chunk_segment(self, chunk: Chunk, text: str) -> int:
@@ -290,12 +191,12 @@ class ContextPacker:
         if reserve < 0:
             raise RagError("answer_tokens must be 0 or more")
         system = _system_text(system_prompt or self.system_prompt, response_schema)
-        tools_json = _tools_json(tools)
+        tools_text = tools_json(tools)
         limit = self.window - reserve
 
-        with_tools = _encode_request(self.version, system, CONTEXT_HEADER, tools_json)
+        with_tools = base_request_tokens(self.version, system, CONTEXT_HEADER, tools_text)
         without = (
-            _encode_request(self.version, system, CONTEXT_HEADER, "[]") if tools else with_tools
+            base_request_tokens(self.version, system, CONTEXT_HEADER, "[]") if tools else with_tools
         )
         question_line = QUESTION_PREFIX + question
         question_cost = self._segment(question_line)
@@ -323,7 +224,7 @@ class ContextPacker:
         context = sum(b.tokens for b in blocks)
         total = fixed + context
         if not self.additive:
-            total, blocks, user = self._verified(blocks, system, tools_json, question_line, limit,
+            total, blocks, user = self._verified(blocks, system, tools_text, question_line, limit,
                                                  dropped)  # fmt: skip
             context = total - fixed
         budget_report = TokenBudget(
@@ -344,7 +245,7 @@ class ContextPacker:
                 {"role": "system", "content": system},
                 {"role": "user", "content": user},
             ),
-            tools=tuple(json.loads(tools_json)),
+            tools=tuple(json.loads(tools_text)),
             dropped=tuple(dropped),
         )
 
@@ -482,7 +383,7 @@ class ContextPacker:
         self,
         blocks: list[ContextBlock],
         system: str,
-        tools_json: str,
+        tools_text: str,
         question_line: str,
         limit: int,
         dropped: list[DroppedChunk],
@@ -490,7 +391,7 @@ class ContextPacker:
         """Non-additive tokenizers: count the whole request, drop the weakest until it fits."""
         while True:
             user = _render(blocks, question_line)
-            total = _count_request(self.version, system, user, tools_json)
+            total = count_request(self.version, system, user, tools_text)
             if total <= limit or not blocks:
                 return total, blocks, user
             weakest = max(blocks, key=lambda b: b.rank)
@@ -551,45 +452,3 @@ def _system_text(prompt: str, schema: Mapping[str, Any] | None) -> str:
         f"{prompt}\n\nAnswer with one JSON object that matches this JSON schema:\n"
         f"{json.dumps(schema, ensure_ascii=False, sort_keys=True)}"
     )
-
-
-def _tools_json(tools: Sequence[Mapping[str, Any]]) -> str:
-    """Tools validated by mistral-common and serialised canonically (cache key)."""
-    from mistral_common.protocol.instruct.tool_calls import Tool
-
-    try:
-        parsed = [Tool.model_validate(dict(t)) for t in tools]
-    except Exception as exc:  # pydantic ValidationError and friends
-        raise RagError(f"invalid tool definition: {str(exc).splitlines()[0]}") from None
-    return json.dumps([t.model_dump(mode="json") for t in parsed], sort_keys=True)
-
-
-@lru_cache(maxsize=256)
-def _encode_request(version: str, system: str, user: str, tools_json: str) -> int:
-    """Prompt tokens of a small, often repeated request (the empty-context base)."""
-    return _count_request(version, system, user, tools_json)
-
-
-def _count_request(version: str, system: str, user: str, tools_json: str) -> int:
-    """Prompt tokens of a chat request with one system and one user message."""
-    from mistral_common.protocol.instruct.messages import SystemMessage, UserMessage
-    from mistral_common.protocol.instruct.request import ChatCompletionRequest
-    from mistral_common.protocol.instruct.tool_calls import Tool
-
-    tools = [Tool.model_validate(t) for t in json.loads(tools_json)] or None
-    request: ChatCompletionRequest = ChatCompletionRequest(
-        messages=[SystemMessage(content=system), UserMessage(content=user)], tools=tools
-    )
-    try:
-        return len(mistral_tokenizer(version).encode_chat_completion(request).tokens)
-    except Exception as exc:
-        raise RagError(
-            f"mistral-common cannot encode this request for tokenizer {version}: "
-            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-        ) from None
-
-
-@lru_cache(maxsize=16384)
-def _segment_cost(version: str, text: str) -> int:
-    tok = mistral_tokenizer(version).instruct_tokenizer.tokenizer
-    return len(tok.encode(text, bos=False, eos=False)) + 1
