@@ -162,7 +162,7 @@ def count_request(version: str, system: str, user: str, tools_json: str) -> int:
     except Exception as exc:
         raise RagError(
             f"mistral-common cannot encode this request for tokenizer {version}: "
-            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            f"{type(exc).__name__} (the request holds document text, so the message is not shown)"
         ) from None
 
 

@@ -41,16 +41,19 @@ _ISO = {
 
 
 def _clean_name(value: str, what: str) -> str:
-    """NFC-normalised name; empty, control characters and over-long names are refused."""
+    """NFC-normalised name; empty, control characters and over-long names are refused.
+
+    Messages never repeat the name: user ids are often e-mail addresses.
+    """
     if not isinstance(value, str):
         raise AccessError(f"{what} must be a string, not {type(value).__name__}")
     name = unicodedata.normalize("NFC", value)
     if not name.strip():
         raise AccessError(f"{what} is empty; give a name or leave it out")
     if name != name.strip():
-        raise AccessError(f"{what} {name!r} has leading or trailing spaces")
+        raise AccessError(f"a {what} has leading or trailing spaces")
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in name):
-        raise AccessError(f"{what} {name!r} contains control or unassigned characters")
+        raise AccessError(f"a {what} contains control or unassigned characters")
     if len(name) > MAX_NAME_CHARS:
         raise AccessError(f"{what} is longer than {MAX_NAME_CHARS} characters")
     return name
