@@ -10,12 +10,15 @@ from rag._errors import (
     ConfigError,
     ContextOverflowError,
     DependencyError,
+    EgressBlockedError,
     EmbeddingError,
     FilterError,
     ParseError,
+    PrivacyError,
     RagError,
     StoreError,
     StoreLockedError,
+    VaultError,
 )
 from rag._pack import (
     DEFAULT_SYSTEM_PROMPT,
@@ -45,6 +48,7 @@ __all__ = [
     "DependencyError",
     "DroppedChunk",
     "DroppedHit",
+    "EgressBlockedError",
     "Element",
     "Embedder",
     "EmbeddingError",
@@ -56,6 +60,7 @@ __all__ = [
     "ParseError",
     "ParsedDocument",
     "Principal",
+    "PrivacyError",
     "RagError",
     "Retrieval",
     "Retriever",
@@ -65,5 +70,6 @@ __all__ = [
     "StoreError",
     "StoreLockedError",
     "TokenBudget",
+    "VaultError",
     "load_settings",
 ]

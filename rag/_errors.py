@@ -82,3 +82,22 @@ class AccessError(RagError):
 
 class ContextOverflowError(RagError):
     """The fixed parts of a request (system prompt, tools, question, answer) exceed the window."""
+
+
+class PrivacyError(RagError):
+    """The privacy layer cannot guarantee that no personal data leaks; nothing was done."""
+
+
+class VaultError(PrivacyError):
+    """The vault cannot be opened or read: wrong key, damaged file, or a newer schema."""
+
+
+class EgressBlockedError(PrivacyError):
+    """An outgoing request still held personal data and was not sent.
+
+    ``findings`` lists entity types and counts only, never the values.
+    """
+
+    def __init__(self, message: str, findings: dict[str, int] | None = None) -> None:
+        self.findings = dict(findings or {})
+        super().__init__(message)
