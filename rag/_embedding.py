@@ -5,6 +5,10 @@ most ``max_seq_length`` of its own tokens and silently drops the rest, so the ad
 exposes ``max_tokens`` (what is left for text after special tokens and the passage prefix)
 and a token counter: the chunker sizes chunks with it, and ``embed_passages`` refuses a
 text that would be cut instead of truncating it.
+
+Pseudonymization placeholders reach the model as their type ("<PERSON_3f9a1c2b>" reads
+"person"): the hex suffix is noise to a language model (and ten word pieces long), while
+which person it is stays an exact match for BM25, which keeps placeholders whole.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 
 from rag._config import DEFAULT_EMBEDDING_MODEL, EmbeddingSettings
 from rag._errors import ConfigError, EmbeddingError
+from rag._sparse import PLACEHOLDER
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,13 @@ class Embedder(Protocol):
 
     def embed_query(self, text: str) -> np.ndarray:
         """One vector for a search query (longer queries are cut: they are not stored)."""
+
+
+def dense_view(text: str) -> str:
+    """What the embedding model reads: placeholders as their entity type, in words."""
+    if "<" not in text:
+        return text
+    return PLACEHOLDER.sub(lambda m: m.group(1).lower().replace("_", " "), text)
 
 
 def resolve_model_path(model: str) -> str:
@@ -129,7 +141,7 @@ class SentenceTransformerEmbedder:
         return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def count_tokens(self, text: str) -> int:
-        return self._count_raw(text)
+        return self._count_raw(dense_view(text))
 
     # -- the weights --
     @cached_property
@@ -179,6 +191,7 @@ class SentenceTransformerEmbedder:
 
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         prefix = self.settings.passage_prefix
+        texts = [dense_view(t) for t in texts]
         for i, text in enumerate(texts):
             n = self._count_raw(text)
             if n > self.max_tokens:
@@ -189,7 +202,7 @@ class SentenceTransformerEmbedder:
         return self._encode([prefix + t for t in texts])
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self._encode([self.settings.query_prefix + text])[0]
+        return self._encode([self.settings.query_prefix + dense_view(text)])[0]
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         if not texts:

@@ -142,6 +142,14 @@ def as_filter(filters: Filter | Mapping[str, object] | None) -> Filter | None:
     raise RagError(f"filters must be a Filter or a mapping, not {type(filters).__name__}")
 
 
+def _default_query_steps(settings: Settings) -> tuple[QueryStep, ...]:
+    if not settings.privacy.enabled:
+        return ()
+    from rag.privacy._pseudonymize import Pseudonymizer
+
+    return (Pseudonymizer.open(settings).query_step(),)
+
+
 class Retriever:
     """Dense, BM25 or hybrid search over a store, access-controlled and de-duplicated."""
 
@@ -151,17 +159,24 @@ class Retriever:
         *,
         embedder: Embedder,
         store: VectorStore,
-        query_steps: Sequence[QueryStep] = (),
+        query_steps: Sequence[QueryStep] | None = None,
     ) -> None:
+        """``query_steps`` rewrite the question before it is embedded or searched. None
+        (the default) means: pseudonymize it with the corpus vault when
+        ``privacy.enabled``, else nothing; ``()`` turns every step off."""
         self.settings = settings
         self.embedder = embedder
         self.store = store
+        if query_steps is None:
+            query_steps = _default_query_steps(settings)
         self.query_steps = tuple(query_steps)
         self._bm25 = Bm25Encoder(settings.sparse)
         self._owns_store = False
 
     @classmethod
-    def open(cls, settings: Settings, *, query_steps: Sequence[QueryStep] = ()) -> Retriever:
+    def open(
+        cls, settings: Settings, *, query_steps: Sequence[QueryStep] | None = None
+    ) -> Retriever:
         """A retriever on the configured embedding model and index; close it when done.
 
         The embedded index admits one process at a time, so use it as a context manager
@@ -170,6 +185,8 @@ class Retriever:
         from rag._embedding import SentenceTransformerEmbedder
         from rag.stores import open_store
 
+        if query_steps is None:  # before the index is opened: a missing key stops here
+            query_steps = _default_query_steps(settings)
         embedder = SentenceTransformerEmbedder(settings.embedding)
         store = open_store(settings, embedder.dimension)
         retriever = cls(settings, embedder=embedder, store=store, query_steps=query_steps)

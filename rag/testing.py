@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -54,3 +55,49 @@ class FakeEmbedder:
     def embed_query(self, text: str) -> np.ndarray:
         self.queries.append(text)
         return self._vector(text)
+
+
+class FakeDetector:
+    """A PII detector without models: given names and a few patterns (e-mail, phone, IBAN).
+
+    For tests of everything around detection (vault, placeholders, ingestion, guard): it
+    finds exactly the ``names`` it was given (as PERSON, or the entity given per name),
+    so a test controls what "the model" misses. Picklable, like the real detector.
+    """
+
+    name = "fake-detector"
+    _PATTERNS = (
+        ("EMAIL_ADDRESS", re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")),
+        ("PHONE_NUMBER", re.compile(r"\+\d{1,3}(?:[ .-]?\d{2,4}){2,5}\b")),
+        ("IBAN_CODE", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b")),
+    )
+
+    def __init__(self, names: Sequence[str] | dict[str, str] = ()) -> None:
+        self.names = dict(names) if isinstance(names, dict) else dict.fromkeys(names, "PERSON")
+        self.calls = 0
+
+    def warm_up(self) -> None:
+        pass
+
+    def detect(self, texts: Sequence[str], language: str = "en") -> list[list[Any]]:
+        from rag.privacy._detect import Span
+
+        self.calls += 1
+        out = self.detect_patterns(texts, language)
+        for spans, text in zip(out, texts, strict=True):
+            for name, entity in self.names.items():
+                for m in re.finditer(rf"(?<!\w){re.escape(name)}(?!\w)", text):
+                    spans.append(Span(m.start(), m.end(), entity, 0.85, "ner"))
+        return out
+
+    def detect_patterns(self, texts: Sequence[str], language: str = "en") -> list[list[Any]]:
+        from rag.privacy._detect import Span
+
+        return [
+            [
+                Span(m.start(), m.end(), entity, 1.0, "pattern")
+                for entity, pattern in self._PATTERNS
+                for m in pattern.finditer(text)
+            ]
+            for text in texts
+        ]

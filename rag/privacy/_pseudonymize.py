@@ -1,0 +1,416 @@
+"""Corpus-wide consistent pseudonymization: detector + vault + dictionary of known values.
+
+For a batch of texts (one document's elements, or one question):
+
+1. the detector finds spans (NER, patterns, honorifics, addresses, deny-list, custom);
+2. each span is trimmed (titles, possessives, punctuation) and normalised; its keyed
+   digest gives the value id, and the vault hands out one placeholder per value id
+   (first type wins, so a value has one type everywhere);
+3. every value already in the vault, and the parts of known names ("Thornbury" of
+   "Margaret Thornbury"), is then matched exactly in all the texts, so what the model
+   missed here but found elsewhere is still replaced;
+4. overlaps are resolved deterministically (longest, then strongest source, then leftmost)
+   and the text is rewritten by the configured operator.
+
+Instances are picklable (the ingestion step ships them to parser processes): the vault
+connection and the NER model load on first use.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rag._config import PrivacySettings, Settings
+from rag.privacy._keys import PrivacyKeys
+from rag.privacy._operators import masked, surrogate
+from rag.privacy._text import PLACEHOLDER, ngrams, normalize, trim_span, words
+from rag.privacy._vault import NewValue, Vault, VaultEntry
+
+#: Which detection wins when two spans of the same length overlap (higher wins).
+_SOURCE_RANK = {
+    "deny": 7,
+    "custom": 6,
+    "structure": 5,
+    "pattern": 4,
+    "address": 4,
+    "vault": 3,
+    "alias": 2,
+    "honorific": 2,
+    "ner": 1,
+}
+#: Name parts become aliases of the full name when they are rarer than this (Zipf scale;
+#: "Thornbury" 2.2 yes, "Smith" 4.9 and "John" 5.4 no): common words would link people
+#: who only share a first name.
+_ALIAS_MAX_ZIPF = 4.5
+#: A part at the start of a sentence must be rarer still (capitalised common words).
+_ALIAS_SENTENCE_START_MAX_ZIPF = 4.0
+_ALIAS_ENTITIES = frozenset({"PERSON"})
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """One replaced value: offsets in the *original* text, never the value itself."""
+
+    start: int
+    end: int
+    entity: str
+    placeholder: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Pseudonymized:
+    text: str
+    replacements: tuple[Replacement, ...] = ()
+
+    @property
+    def placeholders(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r.placeholder for r in self.replacements))
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(r.entity for r in self.replacements))
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    start: int
+    end: int
+    entity: str
+    source: str
+    key: bytes | None  # value id (None until assigned)
+
+
+@dataclass
+class _Known:
+    """In-process copy of the vault's ids, refreshed incrementally by rowid."""
+
+    values: dict[bytes, VaultEntry] = field(default_factory=dict)
+    aliases: dict[bytes, str | None] = field(default_factory=dict)
+    by_placeholder: dict[str, VaultEntry] = field(default_factory=dict)
+    value_row: int = 0
+    alias_row: int = 0
+
+
+class Pseudonymizer:
+    """Replaces personal data consistently across documents, queries and tool arguments."""
+
+    def __init__(
+        self,
+        settings: PrivacySettings,
+        keys: PrivacyKeys,
+        vault: Vault,
+        detector: Any,
+    ) -> None:
+        self.settings = settings
+        self.keys = keys
+        self.vault = vault
+        self.detector = detector
+        self._allow = frozenset(normalize(v) for v in settings.allow_list)
+        self._known = _Known()
+
+    @classmethod
+    def open(cls, settings: Settings, *, detector: Any = None) -> Pseudonymizer:
+        """Keys from settings, the vault under ``home``, the configured detector.
+
+        Raises :class:`~rag.ConfigError` for a missing key or NER model, and
+        :class:`~rag.VaultError` for a vault made with another key.
+        """
+        from rag.privacy._detect import PresidioDetector
+
+        keys = PrivacyKeys.from_settings(settings)
+        vault = Vault.open(settings, keys)
+        return cls(settings.privacy, keys, vault, detector or PresidioDetector(settings.privacy))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_known"] = _Known()  # rebuilt from the vault in the new process
+        return state
+
+    # -- ids --
+    def value_id(self, value: str) -> bytes | None:
+        norm = normalize(value)
+        return self._id(norm) if norm else None
+
+    def _id(self, norm: str) -> bytes:
+        return self.keys.value_digest(norm)[:16]
+
+    def _refresh(self) -> None:
+        known = self._known
+        for entry in self.vault.entries_since(known.value_row):
+            known.values[entry.value_id] = entry
+            known.by_placeholder[entry.placeholder] = entry
+            known.value_row = entry.rowid
+        for rowid, alias_id, placeholder in self.vault.aliases_since(known.alias_row):
+            known.aliases[alias_id] = placeholder
+            known.alias_row = rowid
+
+    # -- the main entry point --
+    def pseudonymize(
+        self,
+        texts: Sequence[str],
+        *,
+        language: str = "en",
+        seeds: Iterable[tuple[str, str]] = (),
+    ) -> list[Pseudonymized]:
+        """Pseudonymize ``texts`` together (values found in one are replaced in all).
+
+        ``seeds`` are (value, entity) pairs known to be personal data from the document's
+        structure (e-mail headers, table columns named ``name``...).
+        """
+        texts = list(texts)
+        if not texts:
+            return []
+        detected = self.detector.detect(texts, language) if any(t.strip() for t in texts) else []
+        self._refresh()
+        found: list[
+            tuple[int, int, int, str, str, str]
+        ] = []  # text, start, end, type, source, norm
+        for i, (text, spans_i) in enumerate(
+            zip(texts, detected or [[] for _ in texts], strict=True)
+        ):
+            # The strongest detector registers a new value first, so its type is the one
+            # the value keeps ("Hi Saanvi": salutation PERSON beats an NER LOCATION).
+            for span in sorted(spans_i, key=lambda sp: -_SOURCE_RANK.get(sp.source, 0)):
+                s, e = trim_span(text, span.start, span.end)
+                norm = normalize(text[s:e])
+                if norm and norm not in self._allow:
+                    found.append((i, s, e, span.entity, span.source, norm))
+        found = _drop_common_nouns(found, texts)
+        seeded = [(v.strip(), ent, normalize(v)) for v, ent in seeds]
+        seeded = [(v, ent, norm) for v, ent, norm in seeded if norm and norm not in self._allow]
+        # Parts of the full names in this batch: "Ms Thornbury" next to "Margaret Thornbury"
+        # is her, not a new person (unless two full names share the part).
+        parts: dict[bytes, set[str]] = {}
+        names = [texts[i][s:e] for i, s, e, ent, _, _ in found if ent in _ALIAS_ENTITIES]
+        names += [v for v, ent, _ in seeded if ent in _ALIAS_ENTITIES]
+        for name in names:
+            for part in _parts(name):
+                parts.setdefault(self._id(part), set()).add(normalize(name))
+        new: dict[bytes, NewValue] = {}
+        spans: list[list[_Candidate]] = [[] for _ in texts]
+        for i, s, e, entity, source, norm in found:
+            key = self._id(norm)
+            if entity in _ALIAS_ENTITIES and " " not in norm and self._is_alias(key, parts):
+                spans[i].append(_Candidate(s, e, entity, "alias", key))
+                continue
+            key = self._register(new, norm, entity, texts[i][s:e])
+            spans[i].append(_Candidate(s, e, entity, source, key))
+        for value, entity, norm in seeded:
+            self._register(new, norm, entity, value)
+        self._assign(new)
+        return [self._rewrite(text, own) for text, own in zip(texts, spans, strict=True)]
+
+    def pseudonymize_text(self, text: str, *, language: str = "en") -> str:
+        """One text (a question, a tool result) pseudonymized."""
+        return self.pseudonymize([text], language=language)[0].text
+
+    def replace_known(self, text: str) -> Pseudonymized:
+        """``text`` with the values the vault already knows replaced; no detection runs.
+
+        For text written before the vault learned a value (ingestion's second pass), and
+        for outgoing text assembled from stored chunks."""
+        self._refresh()
+        return self._rewrite(text, [])
+
+    def vault_mark(self) -> int:
+        """A position in the vault's history: values added after it are "new"."""
+        self._refresh()
+        return max(self._known.value_row, self._known.alias_row)
+
+    def query_step(self) -> Callable[[str], str]:
+        """A :class:`~rag.Retriever` query step: the question, pseudonymized."""
+        return _QueryStep(self)
+
+    def _is_alias(self, key: bytes, batch_parts: dict[bytes, set[str]]) -> bool:
+        """Whether a one-word name is an unambiguous part of one known or nearby full name."""
+        known = self._known
+        if key in known.values:
+            return False
+        in_batch = batch_parts.get(key, set())
+        if key in known.aliases:
+            return known.aliases[key] is not None and not in_batch
+        return len(in_batch) == 1
+
+    def _register(self, new: dict[bytes, NewValue], norm: str, entity: str, surface: str) -> bytes:
+        digest = self.keys.value_digest(norm)
+        key = digest[:16]
+        if key not in self._known.values and key not in new:
+            new[key] = NewValue(key, entity, digest.hex(), surface)
+        return key
+
+    def _assign(self, new: dict[bytes, NewValue]) -> None:
+        self._refresh()
+        fresh = [v for k, v in new.items() if k not in self._known.values]
+        if not fresh:
+            return
+        entries = self.vault.assign(fresh)
+        aliases: list[tuple[bytes, str]] = []
+        for value in fresh:
+            entry = entries[value.value_id]
+            if entry.entity in _ALIAS_ENTITIES:
+                aliases.extend((self._id(p), entry.placeholder) for p in _parts(value.original))
+        if aliases:
+            self.vault.add_aliases(aliases)
+        self._refresh()
+
+    # -- rewriting --
+    def _rewrite(self, text: str, detected: list[_Candidate]) -> Pseudonymized:
+        known = self._known
+        candidates = list(detected)
+        for start, end, norm in ngrams(text):
+            key = self._id(norm)
+            if key in known.values:
+                entity = known.values[key].entity
+                if norm not in self._allow and written_as_value(text[start:end], entity):
+                    candidates.append(_Candidate(start, end, "", "vault", key))
+            elif known.aliases.get(key) and _alias_applies(text, start, norm):
+                candidates.append(_Candidate(start, end, "", "alias", key))
+        chosen = _resolve(candidates)
+        out: list[str] = []
+        replacements: list[Replacement] = []
+        pos = 0
+        for c in chosen:
+            entry = self._entry(c)
+            if entry is None:
+                if c.entity:  # a detected name whose alias turned ambiguous: never leave it
+                    out.append(text[pos : c.start] + f"<{c.entity}>")
+                    pos = c.end
+                continue
+            out.append(text[pos : c.start])
+            out.append(self._substitute(entry, text[c.start : c.end]))
+            replacements.append(
+                Replacement(c.start, c.end, entry.entity, entry.placeholder, c.source)
+            )
+            pos = c.end
+        out.append(text[pos:])
+        return Pseudonymized("".join(out), tuple(replacements))
+
+    def _entry(self, c: _Candidate) -> VaultEntry | None:
+        known = self._known
+        if c.source == "alias":
+            placeholder = known.aliases.get(c.key or b"")
+            return known.by_placeholder.get(placeholder) if placeholder else None
+        return known.values.get(c.key or b"")
+
+    def _substitute(self, entry: VaultEntry, surface: str) -> str:
+        op = self.settings.operator
+        if op == "pseudonymize":
+            return entry.placeholder
+        if op == "redact":
+            return f"<{entry.entity}>"
+        if op == "mask":
+            return masked(surface, entry.entity)
+        return surrogate(entry.entity, entry.value_id.hex())
+
+
+class _QueryStep:
+    name = "pseudonymize"
+
+    def __init__(self, pseudonymizer: Pseudonymizer) -> None:
+        self.pseudonymizer = pseudonymizer
+
+    def __call__(self, question: str) -> str:
+        return self.pseudonymizer.pseudonymize_text(question)
+
+    def __repr__(self) -> str:
+        return "pseudonymize-question"
+
+
+def _resolve(candidates: list[_Candidate]) -> list[_Candidate]:
+    """Non-overlapping spans: longest first, then by source rank, then leftmost."""
+    order = sorted(
+        candidates, key=lambda c: (-(c.end - c.start), -_SOURCE_RANK.get(c.source, 0), c.start)
+    )
+    chosen: list[_Candidate] = []
+    for c in order:
+        if c.end > c.start and all(c.end <= o.start or c.start >= o.end for o in chosen):
+            chosen.append(c)
+    return sorted(chosen, key=lambda c: c.start)
+
+
+#: Entities found by NER are names. A known one-word name counts where it is written
+#: like a name (with a capital letter), so "Baker" or "Sponsor" learnt as a name does not
+#: replace "baker" or "sponsor" everywhere; a name of several words ("margaret
+#: thornbury" typed in a question) and patterns (e-mails, ids...) match in any case.
+NAME_LIKE = frozenset({"PERSON", "ORGANIZATION", "LOCATION", "NRP"})
+
+
+def written_as_value(surface: str, entity: str) -> bool:
+    if entity not in NAME_LIKE or any(ch.isupper() for ch in surface):
+        return True
+    # People's names are typed in lower case in questions; organisations and places
+    # written in lower case are mostly common nouns ("the disclosing party").
+    return entity == "PERSON" and len(words(surface)) > 1
+
+
+_LABEL = re.compile(r"^([A-Z][a-z]+)\s+(?:[A-Z]|\d{1,3}|[IVX]{1,4})$")
+#: NER types whose spans are checked against the document's own lower-case usage.
+_COMMON_NOUN_CHECK = frozenset({"ORGANIZATION", "LOCATION"})
+
+
+def _drop_common_nouns(
+    found: list[tuple[int, int, int, str, str, str]], texts: Sequence[str]
+) -> list[tuple[int, int, int, str, str, str]]:
+    """Drop NER organisations and places that the same document also writes in lower
+    case: contracts capitalise defined terms ("the Disclosing Party", "the Prospectus",
+    "the Plan") that are common nouns elsewhere in the text, while a real name
+    ("Aduro Biotech", "Leeds") is never written in lower case."""
+    body = "\n".join(texts)
+    verdict: dict[str, bool] = {}
+    kept = []
+    for item in found:
+        i, s, e, entity, source, _ = item
+        surface = texts[i][s:e]
+        lower = surface.lower()
+        label = _LABEL.search(surface)
+        if source == "ner" and label and _zipf(label.group(1).lower()) >= _ALIAS_MAX_ZIPF:
+            continue  # "Party B", "Exhibit C", "Schedule 2": a label, not a name
+        if source == "ner" and entity in _COMMON_NOUN_CHECK and lower != surface:
+            if lower not in verdict:
+                pattern = r"(?<!\w)" + re.escape(lower).replace(r"\ ", r"\s+") + r"(?!\w)"
+                verdict[lower] = re.search(pattern, body) is not None
+            if verdict[lower]:
+                continue
+        kept.append(item)
+    return kept
+
+
+def _zipf(word: str) -> float:
+    from wordfreq import zipf_frequency
+
+    return float(zipf_frequency(word, "en"))
+
+
+def _parts(name: str) -> list[str]:
+    """Parts of a multi-word name that identify the person on their own."""
+    ws = words(name)
+    if len(ws) < 2:
+        return []
+    return [
+        w.norm
+        for w in ws
+        if len(w.norm) >= 3 and not w.norm.isdigit() and _zipf(w.norm) < _ALIAS_MAX_ZIPF
+    ]
+
+
+def _alias_applies(text: str, start: int, norm: str) -> bool:
+    """A name part counts only written as a name (capitalised); at the start of a
+    sentence, where any word is capitalised, it must also be a rare word."""
+    if not text[start : start + 1].isupper():
+        return False
+    j = start - 1
+    while j >= 0 and text[j] in " \t":
+        j -= 1
+    if j < 0 or text[j] in '.!?:;\n"“(':
+        return _zipf(norm) < _ALIAS_SENTENCE_START_MAX_ZIPF
+    return True
+
+
+def placeholders_in(text: str) -> list[str]:
+    """Placeholders of the ``pseudonymize`` operator found in ``text``, in order, unique."""
+    return list(dict.fromkeys(m.group() for m in PLACEHOLDER.finditer(text)))

@@ -1,0 +1,214 @@
+"""Pseudonymizer, re-identification and egress guard, with a model-free detector."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+
+from rag import AccessError, EgressBlockedError, Principal, load_settings
+from rag.privacy import (
+    AuditLog,
+    EgressGuard,
+    PrivacyKeys,
+    Pseudonymizer,
+    Reidentifier,
+    Vault,
+    generate_key,
+    placeholders_in,
+)
+from rag.testing import FakeDetector
+
+
+def _settings(tmp_path: Path, key: str | None = None, **privacy: object):
+    return load_settings(
+        home=tmp_path / "home",
+        privacy={"enabled": True, "key": key or generate_key(), "ner": "none", **privacy},
+    )
+
+
+def _open(settings, names=("Margaret Thornbury",)) -> Pseudonymizer:
+    keys = PrivacyKeys.from_settings(settings)
+    return Pseudonymizer(settings.privacy, keys, Vault.open(settings, keys), FakeDetector(names))
+
+
+def test_same_value_same_placeholder_across_documents_and_questions(tmp_path):
+    pz = _open(_settings(tmp_path))
+    one, two = pz.pseudonymize(
+        ["Margaret Thornbury signed the lease.", "Approved by MARGARET  thornbury's team."]
+    )
+    question = pz.pseudonymize_text("What did margaret thornbury sign?")
+    ph = placeholders_in(one.text)
+    assert len(ph) == 1 and ph[0].startswith("<PERSON_")
+    assert placeholders_in(two.text) == ph, "case, spacing and possessive are normalised"
+    assert placeholders_in(question) == ph
+    assert "Thornbury" not in one.text + two.text + question
+    assert two.text.endswith("'s team."), "the possessive stays outside the placeholder"
+
+
+def test_another_key_gives_another_placeholder(tmp_path):
+    a = _open(_settings(tmp_path / "a")).pseudonymize_text("Margaret Thornbury")
+    b = _open(_settings(tmp_path / "b")).pseudonymize_text("Margaret Thornbury")
+    assert a != b and a.startswith("<PERSON_") and b.startswith("<PERSON_")
+
+
+def test_values_known_to_the_vault_are_replaced_where_the_model_misses_them(tmp_path):
+    settings = _settings(tmp_path)
+    pz = _open(settings)
+    first = pz.pseudonymize_text("Margaret Thornbury joined in May.")
+    pz.detector.names.clear()  # the "model" now misses her entirely
+    later = pz.pseudonymize(
+        [
+            "Report by Margaret Thornbury.",
+            "Ms Thornbury approved it; Thornbury also signed.",
+            "thornbury in lower case is not a name use.",
+        ]
+    )
+    ph = placeholders_in(first)[0]
+    assert later[0].text == f"Report by {ph}."
+    assert later[1].text == f"Ms {ph} approved it; {ph} also signed."
+    assert later[2].text.startswith("thornbury"), "a surname alias needs a capital letter"
+    assert {r.source for r in later[1].replacements} == {"alias"}
+
+
+def test_common_name_parts_are_not_aliases(tmp_path):
+    pz = _open(_settings(tmp_path), names=("John Smith",))
+    ph = placeholders_in(pz.pseudonymize_text("John Smith called."))[0]
+    pz.detector.names.clear()
+    text = pz.pseudonymize_text("John from sales met Smith & Co.")
+    assert ph not in text and "John" in text, "common first names/surnames would link strangers"
+
+
+def test_one_type_per_value_and_allow_list(tmp_path):
+    settings = _settings(tmp_path, allow_list=("Globex",))
+    pz = _open(settings, names={"Jordan": "PERSON"})
+    first = pz.pseudonymize_text("Jordan wrote.")
+    pz.detector.names = {"Jordan": "LOCATION", "Globex": "ORGANIZATION"}
+    second = pz.pseudonymize_text("Flights to Jordan. Globex pays.")
+    assert placeholders_in(first) == placeholders_in(second)[:1]
+    assert placeholders_in(second)[0].startswith("<PERSON_")
+    assert "Globex pays." in second
+
+
+def test_overlapping_detections_resolve_to_the_longest(tmp_path):
+    pz = _open(_settings(tmp_path), names=("Anna Weber", "Weber"))
+    out = pz.pseudonymize(["Dr Anna Weber and Weber."])[0]
+    assert len(out.replacements) == 2
+    assert out.text.startswith("Dr <PERSON_")
+    assert out.replacements[0].end - out.replacements[0].start == len("Anna Weber")
+
+
+@pytest.mark.parametrize(
+    ("operator", "check"),
+    [
+        ("redact", lambda t: t == "Mail <EMAIL_ADDRESS> now"),
+        ("mask", lambda t: t == "Mail ****.*****@*******.*** now"),
+        ("surrogate", lambda t: t.startswith("Mail ") and "@example.com" in t),
+    ],
+)
+def test_operators(tmp_path, operator, check):
+    pz = _open(_settings(tmp_path, operator=operator), names=())
+    out = pz.pseudonymize(["Mail anna.weber@example.org now"])[0]
+    assert check(out.text), out.text
+    assert "anna.weber" not in out.text
+    again = pz.pseudonymize(["Mail anna.weber@example.org now"])[0]
+    assert again.text == out.text, "deterministic per value"
+
+
+def test_pseudonymizer_survives_pickling(tmp_path):
+    pz = _open(_settings(tmp_path))
+    ph = pz.pseudonymize_text("Margaret Thornbury")
+    clone = pickle.loads(pickle.dumps(pz))
+    assert clone.pseudonymize_text("Margaret Thornbury") == ph
+    assert b"Thornbury" not in pickle.dumps(pz.vault), "the vault pickles path and keys only"
+
+
+def test_reidentify_only_for_allowed_principals_and_audited(tmp_path):
+    settings = _settings(tmp_path, reidentify=("group:dpo", "user:carol"))
+    pz = _open(settings)
+    text = pz.pseudonymize_text("Margaret Thornbury signed.")
+    audit = AuditLog.open(settings, pz.keys)
+    r = Reidentifier(settings.privacy, pz.vault, audit)
+    assert r.reidentify(text, Principal("alice", ("dpo",)), request_id="q1") == (
+        "Margaret Thornbury signed."
+    )
+    assert r.reidentify(text, Principal("carol")) == "Margaret Thornbury signed."
+    with pytest.raises(AccessError, match=r"privacy\.reidentify"):
+        r.reidentify(text, Principal("bob", ("sales",)))
+    lines = settings.audit_file.read_text("utf-8").splitlines()
+    events = [json.loads(line)["event"] for line in lines]
+    assert events == ["reidentify", "reidentify", "reidentify_denied"]
+    assert "Thornbury" not in settings.audit_file.read_text("utf-8")
+    assert json.loads(lines[0])["request_id"] == "q1"
+    assert audit.verify().ok
+
+
+def test_guard_blocks_pattern_and_vault_values_and_passes_clean_requests(tmp_path):
+    settings = _settings(tmp_path)
+    pz = _open(settings)
+    clean = pz.pseudonymize_text("Margaret Thornbury approved the budget.")
+    guard = EgressGuard(settings, pz, AuditLog.open(settings, pz.keys))
+
+    def body(text: str) -> dict:
+        return {"model": "m", "messages": [{"role": "user", "content": text}]}
+
+    ok = guard.check(body(clean), provider="azure", model="m", tokens=12)
+    assert ok.action == "pass" and not ok.findings
+    with pytest.raises(EgressBlockedError) as caught:
+        guard.check(body("write to jane.roe@example.com"), provider="azure", model="m")
+    assert caught.value.findings == {"EMAIL_ADDRESS": 1}
+    assert "jane" not in str(caught.value)
+    pz.detector.names.clear()
+    with pytest.raises(EgressBlockedError):
+        # The vault knows the value even though no recognizer fires on it.
+        guard.check(json.dumps(body("ask margaret THORNBURY")), provider="azure", model="m")
+    events = [json.loads(x)["event"] for x in settings.audit_file.read_text().splitlines()]
+    assert events == ["llm_request", "egress_blocked", "egress_blocked"]
+
+
+def test_guard_redact_mode_sends_a_pseudonymized_body(tmp_path):
+    settings = _settings(tmp_path, egress="redact")
+    pz = _open(settings)
+    guard = EgressGuard(settings, pz, None)
+    result = guard.check(
+        {"messages": [{"content": "Margaret Thornbury, +44 20 7946 0958"}]}, provider="p", model="m"
+    )
+    assert result.action == "redacted"
+    sent = json.dumps(result.body)
+    assert "Thornbury" not in sent and "7946" not in sent
+    assert result.findings == {"PHONE_NUMBER": 1}, "the name was not known before"
+
+
+def test_surname_detected_alone_next_to_the_full_name_is_the_same_person(tmp_path):
+    pz = _open(_settings(tmp_path), names=("Margaret Thornbury", "Thornbury"))
+    one, two = pz.pseudonymize(["Margaret Thornbury signed.", "Ms Thornbury agreed."])
+    assert placeholders_in(one.text) == placeholders_in(two.text)
+
+
+def test_a_surname_shared_by_two_people_is_replaced_but_not_linked(tmp_path):
+    pz = _open(_settings(tmp_path), names=("Anna Quillfeather", "Boris Quillfeather", "Quillfeather"))
+    out = pz.pseudonymize(["Anna Quillfeather and Boris Quillfeather met.", "Quillfeather agreed."])
+    first = placeholders_in(out[0].text)
+    assert len(first) == 2 and "Quillfeather" not in out[1].text
+    assert not set(placeholders_in(out[1].text)) & set(first), "ambiguous: linked to neither"
+
+
+def test_one_word_names_match_only_where_written_like_names(tmp_path):
+    pz = _open(_settings(tmp_path), names=("Baker", "Margaret Thornbury"))
+    ph = placeholders_in(pz.pseudonymize_text("Baker and Margaret Thornbury signed."))
+    pz.detector.names.clear()
+    text = pz.pseudonymize_text("The baker met BAKER and margaret thornbury.")
+    assert text.startswith("The baker met <PERSON_"), "a common word stays a word"
+    assert placeholders_in(text) == ph, "capitalised, or several words in any case, match"
+
+
+def test_defined_terms_written_in_lower_case_elsewhere_are_not_organisations(tmp_path):
+    names = {"Disclosing Party": "ORGANIZATION", "Aduro Biotech": "ORGANIZATION"}
+    pz = _open(_settings(tmp_path), names=names)
+    out = pz.pseudonymize(
+        ["The Disclosing Party is Aduro Biotech.", "Each disclosing party keeps its rights."]
+    )
+    assert out[0].text.startswith("The Disclosing Party is <ORGANIZATION_")
+    assert [r.entity for r in out[0].replacements] == ["ORGANIZATION"]
