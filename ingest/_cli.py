@@ -105,6 +105,14 @@ def ingest(
         hint = f" — {e.hint}" if e.hint else ""
         line = f"failed: {e.path} [{e.stage}/{e.reason}] {e.detail}{hint}"
         out.print(line, markup=False, highlight=False)
+    if report.pii_counts:
+        replaced = ", ".join(f"{n} {k}" for k, n in sorted(report.pii_counts.items()))
+        out.print(f"pseudonymized: {replaced}")
+    if report.chunks_rewritten:
+        out.print(
+            f"rewrote {report.chunks_rewritten} stored chunk(s) holding values first found "
+            "in later documents"
+        )
     out.print(f"run report: {report.report_path}")
     raise typer.Exit(0 if report.ok else 1)
 
@@ -124,6 +132,14 @@ def search(
             "doc_id=..., source=..., meta.filetype=application/pdf.",
         ),
     ] = None,
+    reveal: Annotated[
+        bool,
+        typer.Option(
+            "--reveal",
+            help="Show the values behind placeholders (principals in privacy.reidentify only; "
+            "audited).",
+        ),
+    ] = False,
     home: HomeOpt = None,
     config: ConfigOpt = None,
     collection: CollectionOpt = None,
@@ -136,6 +152,7 @@ def search(
     filters = _parse_where(where or [])
     settings = _settings(home, config, collection)
     principal = Principal(user, tuple(group or ())) if (user is not None or group) else None
+    show = _revealer(settings, principal) if reveal else (lambda text: text)
     with Retriever.open(settings) as retriever:
         result = retriever.retrieve(question, principal, filters, k, mode=mode)  # type: ignore[arg-type]
     if not result.hits:
@@ -147,10 +164,29 @@ def search(
         out.print(
             f"[bold]{rank}. {c.source}{pages}[/bold]{section}  [dim]score {hit.score:.3f}[/dim]"
         )
-        snippet = " ".join(c.text.split())
+        snippet = " ".join(show(c.text).split())
         out.print(f"   {snippet[:300]}{'…' if len(snippet) > 300 else ''}", markup=False)
     if result.dropped:
         out.print(f"[dim]{len(result.dropped)} near-duplicate chunk(s) left out[/dim]")
+
+
+def _revealer(settings: Settings, principal: Any) -> Any:
+    """Re-identification for ``--reveal``: refused (exit 2) unless privacy.reidentify allows."""
+    from rag._errors import AccessError
+    from rag.privacy._audit import AuditLog
+    from rag.privacy._keys import PrivacyKeys
+    from rag.privacy._reidentify import Reidentifier, may_reidentify
+    from rag.privacy._vault import Vault
+
+    if not settings.privacy.enabled:
+        return lambda text: text
+    if principal is None or not may_reidentify(settings.privacy, principal):
+        raise AccessError(
+            "--reveal needs --as/--group naming a principal listed in privacy.reidentify"
+        )
+    keys = PrivacyKeys.from_settings(settings)
+    reid = Reidentifier(settings.privacy, Vault.open(settings, keys), AuditLog.open(settings, keys))
+    return lambda text: reid.reidentify(text, principal)
 
 
 def _parse_where(items: list[str]) -> dict[str, list[str | int]]:
@@ -222,6 +258,10 @@ def doctor(home: HomeOpt = None, config: ConfigOpt = None) -> None:
     for c in checks:
         table.add_row(c.name, "[green]ok[/green]" if c.ok else "[red]missing[/red]", c.detail)
     out.print(table)
+
+
+# Registers ``rag privacy``, ``rag forget`` and ``rag audit`` on ``app``.
+from ingest import _cli_privacy  # noqa: E402,F401
 
 
 def main() -> None:

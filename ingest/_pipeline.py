@@ -24,7 +24,9 @@ from typing import Protocol
 import numpy as np
 
 from ingest._acl import AclResolver
+from ingest._chunk import Chunker
 from ingest._prepare import DocumentStep, Failed, FileTask, Prepared
+from ingest._privacy import PseudonymizeStep
 from ingest._report import RunReport, new_run_id
 from ingest._workers import PreparePool
 from rag._config import Settings
@@ -36,7 +38,7 @@ from rag.stores import ALL_VALUES, Filter, VectorStore, open_store
 _UPSERT_BATCH = 256
 #: Bump when a code change alters what is stored for the same file and settings (chunk
 #: boundaries, payload fields): every document is then re-ingested on the next run.
-PIPELINE_VERSION = 2  # 2: payload records the tokenizer and document dates
+PIPELINE_VERSION = 3  # 2: tokenizer and document dates; 3: pii_placeholders/pii_counts
 
 
 class Progress(Protocol):
@@ -73,6 +75,12 @@ def ingest(
     exist (or are now excluded) are deleted, so the index mirrors the folders.
     """
     started = time.perf_counter()
+    # Privacy first: a missing key or NER model stops the run before anything is read.
+    steps = with_privacy(settings, steps)
+    for step in steps:
+        warm_up = getattr(step, "warm_up", None)
+        if warm_up is not None:
+            warm_up()
     if embedder is None:
         embedder = SentenceTransformerEmbedder(settings.embedding)
     report = RunReport(
@@ -86,9 +94,17 @@ def ingest(
     own_store = store is None
     store = store or open_store(settings, embedder.dimension)
     job = _Job(settings, embedder, tuple(steps), store, report, progress or _Silent())
+    privacy = next((s for s in steps if isinstance(s, PseudonymizeStep)), None)
+    mark = privacy.pseudonymizer.vault_mark() if privacy else 0
     try:
         files = _discover(paths, settings, report)
         job.run(files)
+        if privacy is not None and privacy.pseudonymizer.vault_mark() > mark:
+            # Values first found in a later document are also in earlier ones.
+            t = time.perf_counter()
+            chunker = Chunker.for_settings(settings, embedder)
+            report.chunks_rewritten = privacy.rewrite_stale(store, embedder, chunker, job.sparse)
+            report.add_time("rewrite", time.perf_counter() - t)
         if prune:
             job.prune([Path(p).expanduser().resolve() for p in paths], files)
     finally:
@@ -101,7 +117,23 @@ def ingest(
             report.finished_at = datetime.now(UTC)
             report.wall_seconds = time.perf_counter() - started
             report.write(settings.runs_dir)
+            _audit_run(steps, report)
     return report
+
+
+def with_privacy(settings: Settings, steps: Sequence[DocumentStep]) -> tuple[DocumentStep, ...]:
+    """The steps to run: the pseudonymization step comes first unless privacy is off or
+    the caller passed one."""
+    steps = tuple(steps)
+    if settings.privacy.enabled and not any(isinstance(s, PseudonymizeStep) for s in steps):
+        steps = (PseudonymizeStep(settings), *steps)
+    return steps
+
+
+def _audit_run(steps: Sequence[DocumentStep], report: RunReport) -> None:
+    step = next((s for s in steps if isinstance(s, PseudonymizeStep)), None)
+    if step is not None:
+        step.audit_run(report)
 
 
 def _discover(
@@ -238,6 +270,10 @@ class _Job:
         ]
         vectors = np.concatenate(parts)
         self.report.add_time("embed", time.perf_counter() - t)
+        for d in docs:
+            for c in d.chunks:
+                for entity, n in (c.metadata.get("pii_counts") or {}).items():
+                    self.report.pii_counts[entity] = self.report.pii_counts.get(entity, 0) + n
         t = time.perf_counter()
         offset = 0
         for doc in docs:

@@ -31,6 +31,11 @@ class DocumentStep(Protocol):
     def __call__(self, doc: ParsedDocument) -> ParsedDocument: ...
 
 
+# A step may also define ``annotate_chunks(chunks) -> chunks`` (e.g. to record per-chunk
+# payload fields after chunking) and ``warm_up()`` (run once in the main process before
+# any file, so a bad setting stops the run instead of failing every file).
+
+
 @dataclass(frozen=True)
 class FileTask:
     path: Path
@@ -89,6 +94,10 @@ class Preparer:
             stage = "chunk"
             t = time.perf_counter()
             chunks = self.chunker.chunk(doc, task.doc_id, task.acl, task.source)
+            for step in self.steps:
+                annotate = getattr(step, "annotate_chunks", None)
+                if annotate is not None:
+                    chunks = annotate(chunks)
             seconds["chunk"] = time.perf_counter() - t
         except ParseError as exc:
             seconds[stage] = time.perf_counter() - t

@@ -46,6 +46,10 @@ class RunReport(BaseModel):
     files_removed: int = 0
     chunks_written: int = 0
     chunks_deleted: int = 0
+    #: Values replaced by the privacy step, by entity type (counts only, never values).
+    pii_counts: dict[str, int] = Field(default_factory=dict)
+    #: Stored chunks rewritten because the vault learned a value they hold (second pass).
+    chunks_rewritten: int = 0
     #: CPU seconds per stage (parse and chunk run in worker processes, in parallel with
     #: embedding, so they can add up to more than the wall time).
     stage_seconds: dict[str, float] = Field(default_factory=dict)

@@ -1,6 +1,7 @@
-"""LlamaIndex adapter: sovereign-rag's chunker as a LlamaIndex node parser.
+"""LlamaIndex adapters: the privacy step as a transform, the chunker as a node parser.
 
     pipeline = IngestionPipeline(transformations=[
+        PseudonymizeTransform.from_settings(settings),
         MistralTokenChunker.from_settings(settings, embedder),
         LlamaIndexEmbedding(embedder),
     ])
@@ -20,13 +21,15 @@ from typing import Any
 
 from llama_index.core.node_parser import NodeParser
 from llama_index.core.node_parser.node_utils import build_nodes_from_splits
-from llama_index.core.schema import BaseNode, MetadataMode
+from llama_index.core.schema import BaseNode, MetadataMode, TransformComponent
 from pydantic import PrivateAttr
 
 from ingest._chunk import Chunker
+from ingest._privacy import COUNTS_KEY, PLACEHOLDERS_KEY
 from rag._config import Settings
 from rag._embedding import Embedder
 from rag._types import PUBLIC, Element, ParsedDocument
+from rag.privacy._pseudonymize import Pseudonymizer
 
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+")
 
@@ -88,3 +91,49 @@ def _elements(text: str) -> list[Element]:
         else:
             elements.append(Element(block.strip(), "NarrativeText"))
     return elements
+
+
+class PseudonymizeTransform(TransformComponent):
+    """The privacy step as a LlamaIndex transform: node text and string metadata are
+    pseudonymized with the corpus vault (same key, same placeholders as ``rag ingest``).
+
+    Put it first in an ``IngestionPipeline``, before any splitter, embedding or vector
+    store, so no raw personal data is embedded or stored. Each node's metadata gains
+    ``pii_placeholders`` and ``pii_counts`` (excluded from embedding and LLM text).
+    """
+
+    _pseudonymizer: Pseudonymizer = PrivateAttr()
+
+    def __init__(self, pseudonymizer: Pseudonymizer, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._pseudonymizer = pseudonymizer
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PseudonymizeTransform:
+        return cls(Pseudonymizer.open(settings))
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "PseudonymizeTransform"
+
+    def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[BaseNode]:
+        out: list[BaseNode] = []
+        for node in nodes:
+            keys = [k for k, v in node.metadata.items() if isinstance(v, str)]
+            texts = [node.get_content(MetadataMode.NONE), *(node.metadata[k] for k in keys)]
+            results = self._pseudonymizer.pseudonymize(texts)
+            node = node.model_copy(deep=True)
+            node.set_content(results[0].text)
+            for key, result in zip(keys, results[1:], strict=True):
+                node.metadata[key] = result.text
+            placeholders = list(dict.fromkeys(p for r in results for p in r.placeholders))
+            counts: dict[str, int] = {}
+            for r in results:
+                for entity, n in r.counts.items():
+                    counts[entity] = counts.get(entity, 0) + n
+            node.metadata[PLACEHOLDERS_KEY] = placeholders
+            node.metadata[COUNTS_KEY] = counts
+            for excluded in (node.excluded_embed_metadata_keys, node.excluded_llm_metadata_keys):
+                excluded.extend(k for k in (PLACEHOLDERS_KEY, COUNTS_KEY) if k not in excluded)
+            out.append(node)
+        return out

@@ -410,3 +410,41 @@ def test_postprocessor_counts_text_changed_after_retrieval(corpus: Corpus) -> No
     post.postprocess_nodes(nodes, query_str=question)
     assert post.last_packed is not None
     assert post.last_packed.count_exact() == post.last_packed.tokens.total
+
+
+def test_pseudonymize_transform_in_a_plain_ingestion_pipeline(tmp_path) -> None:
+    from llama_index.core import Document
+
+    from ingest.llama_index import PseudonymizeTransform
+    from rag.privacy import PrivacyKeys, Pseudonymizer, Vault, generate_key, placeholders_in
+    from rag.testing import FakeDetector
+
+    settings = load_settings(
+        home=tmp_path / "home",
+        chunking={"max_tokens": 64, "overlap_tokens": 8},
+        privacy={"enabled": True, "key": generate_key(), "ner": "none"},
+    )
+    keys = PrivacyKeys.from_settings(settings)
+    pz = Pseudonymizer(
+        settings.privacy, keys, Vault.open(settings, keys), FakeDetector(["Margaret Thornbury"])
+    )
+    embedder = FakeEmbedder(max_tokens=40)
+    pipeline = IngestionPipeline(
+        transformations=[
+            PseudonymizeTransform(pz),
+            MistralTokenChunker.from_settings(settings, embedder),
+            LlamaIndexEmbedding(embedder),
+        ]
+    )
+    doc = Document(
+        text="Margaret Thornbury (margaret@example.com) signed. " * 20,
+        metadata={"author": "Margaret Thornbury", "pages": 3},
+    )
+    nodes = pipeline.run(documents=[doc])
+    expected = placeholders_in(pz.pseudonymize_text("Margaret Thornbury"))
+    assert nodes and all("Thornbury" not in n.get_content() for n in nodes)
+    assert all("Thornbury" not in e for e in embedder.passages), "nothing raw was embedded"
+    assert nodes[0].metadata["author"] == expected[0] and nodes[0].metadata["pages"] == 3
+    assert expected[0] in nodes[0].metadata["pii_placeholders"]
+    assert nodes[0].metadata["pii_counts"]["EMAIL_ADDRESS"] >= 1
+    assert "pii_placeholders" in nodes[0].excluded_embed_metadata_keys
