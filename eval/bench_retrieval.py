@@ -492,7 +492,10 @@ def main() -> None:
     corpus = Corpus(found or builtin_sentences(), args.seed)
     embedding = {"threads": args.threads} if args.threads else {}
     # Nothing is written under home: the stores live in their own directories.
-    settings = load_settings(home=Path(tempfile.gettempdir()), embedding=embedding)
+    # Synthetic sentences hold no personal data; pseudonymization is measured elsewhere.
+    settings = load_settings(
+        home=Path(tempfile.gettempdir()), embedding=embedding, privacy={"enabled": False}
+    )
     embedder = SentenceTransformerEmbedder(settings.embedding)
     embedder.warm_up()
     bm25 = Bm25Encoder(settings.sparse)

@@ -23,6 +23,11 @@ filter, as its README asks), ``piaf`` (French; BM25 analysed as French). The hyb
 set: hybrid recall@10 >= max(dense, BM25) recall@10 and hybrid MRR >= 0.95 x the better
 single mode's MRR.
 
+With ``--privacy`` the same run is made with the privacy layer on: each document's passages
+are pseudonymized together (real detector, vault and key under ``--work-dir``) before
+chunking, and every question is pseudonymized by the retriever's query step with the same
+vault, as ``rag ingest``/``rag search`` do. Run it with and without the flag and compare.
+
 Hybrid numbers can move a little between runs (about +-0.005 MRR): Qdrant's RRF does not
 break ties between equal fused scores, and with equal weights ties are common (dense rank
 i + BM25 rank j versus j + i). Explicit, slightly unequal ``--fusion-weights`` (e.g.
@@ -132,9 +137,54 @@ def passage_chunks(passages: Sequence[Passage], chunker: Chunker) -> list[Chunk]
     return chunks
 
 
+def pseudonymized_passages(
+    passages: Sequence[Passage], pseudonymizer: Any, language: str
+) -> tuple[list[Passage], Counter[str]]:
+    """Passages with personal data replaced, one document's passages per batch (values
+    found in one passage are replaced in all of them), and the counts by entity type."""
+    by_doc: dict[str, list[int]] = {}
+    for i, p in enumerate(passages):
+        by_doc.setdefault(p.doc_id, []).append(i)
+    out = list(passages)
+    counts: Counter[str] = Counter()
+    started = time.perf_counter()
+    done_chars = 0
+    for n, indexes in enumerate(by_doc.values(), 1):
+        texts = [passages[i].text for i in indexes]
+        results = pseudonymizer.pseudonymize(texts, language=language)
+        for i, result in zip(indexes, results, strict=True):
+            out[i] = passages[i].model_copy(update={"text": result.text})
+            counts.update(result.counts)
+        done_chars += sum(len(t) for t in texts)
+        if n % 10 == 0 or n == len(by_doc):
+            rate = done_chars / (time.perf_counter() - started)
+            print(
+                f"  pseudonymized {n}/{len(by_doc)} documents ({rate:,.0f} chars/s)",
+                file=sys.stderr,
+            )
+    return out, counts
+
+
+def privacy_settings(work_dir: Path, name: str) -> dict[str, Any]:
+    """Privacy on, with a key file kept beside (not inside) the eval home."""
+    from rag.privacy import write_key_file
+
+    key_file = work_dir / "eval-privacy.key"
+    if not key_file.is_file():
+        write_key_file(key_file)
+    return {
+        "enabled": True,
+        "key_file": str(key_file),
+        "vault_path": str(work_dir / f"{name}-vault.sqlite"),
+    }
+
+
 def index_key(corpus: Path, settings: Settings, embedder: SentenceTransformerEmbedder) -> str:
     h = hashlib.sha256(corpus.read_bytes())
     h.update(pipeline_fingerprint(settings, embedder, ()).encode())
+    if settings.privacy.enabled:
+        h.update(settings.privacy.model_dump_json(exclude={"key"}).encode())
+        h.update(Path(str(settings.privacy.key_file)).read_bytes())
     h.update(f"eval-index-{INDEX_FORMAT}".encode())
     return h.hexdigest()[:16]
 
@@ -284,7 +334,16 @@ def dataset_settings(spec: DatasetSpec, args: argparse.Namespace, home: Path) ->
         retrieval["foreign_dense_weight"] = args.foreign_dense_weight
     if args.fusion_weights is not None:
         retrieval["fusion_weights"] = tuple(args.fusion_weights)
-    return load_settings(home=home, sparse={"language": spec.language}, retrieval=retrieval)
+    privacy = privacy_settings(home, spec.folder) if args.privacy else {"enabled": False}
+    if args.privacy:
+        for suffix in ("", "-wal", "-shm"):  # a fresh vault per run
+            Path(privacy["vault_path"] + suffix).unlink(missing_ok=True)
+    return load_settings(
+        home=home / ("privacy-home" if args.privacy else "home"),
+        sparse={"language": spec.language},
+        retrieval=retrieval,
+        privacy=privacy,
+    )
 
 
 def run_dataset(
@@ -301,8 +360,23 @@ def run_dataset(
     questions, excluded = load_questions(folder, args.limit)
     if excluded:
         print(f"{name}: excluded {excluded} questions without gold passages", file=sys.stderr)
+    query_steps: tuple[Any, ...] = ()
+    pii: dict[str, Any] = {}
+    if args.privacy:
+        from rag.privacy import Pseudonymizer
+
+        pseudonymizer = Pseudonymizer.open(settings)
+        language = "fr" if spec.language == "french" else "en"
+        # Never cached: what is detected depends on the detector's code and on the vault,
+        # so each privacy run starts from an empty vault and builds its own index.
+        path = work_dir / f"{name}-{index_key(corpus, settings, embedder)}"
+        if path.exists():
+            shutil.rmtree(path)
+        passages, counts = pseudonymized_passages(passages, pseudonymizer, language)
+        pii["corpus_counts"] = dict(counts)
+        query_steps = (pseudonymizer.query_step(),)
     store, chunks = open_index(work_dir, name, corpus, passages, settings, embedder)
-    retriever = Retriever(settings, embedder=embedder, store=store)
+    retriever = Retriever(settings, embedder=embedder, store=store, query_steps=query_steps)
     scores: dict[str, Scores] = {}
     try:
         for mode in args.modes:
@@ -323,6 +397,8 @@ def run_dataset(
         "prefetch": settings.retrieval.prefetch,
         "modes": {m: asdict(s) for m, s in scores.items()},
         "bar": hybrid_bar(scores),
+        "privacy": args.privacy,
+        **({"pii": pii} if pii else {}),
     }
 
 
@@ -365,6 +441,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--k-chunks", type=int, default=40, help="chunks retrieved per question")
     ap.add_argument("--prefetch", type=int, default=None, help="retrieval.prefetch override")
     ap.add_argument("--foreign-dense-weight", type=float, default=None, help="retrieval override")
+    ap.add_argument(
+        "--privacy",
+        action="store_true",
+        help="pseudonymize corpus and questions first (the privacy layer on)",
+    )
     ap.add_argument(
         "--fusion-weights",
         type=float,
