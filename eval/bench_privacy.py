@@ -43,7 +43,7 @@ from rag.privacy import (
     normalize,
     write_key_file,
 )
-from rag.privacy._text import ngrams
+from rag.privacy._text import prefixes_of, scan
 
 DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -166,10 +166,12 @@ def guard(shared: Path, entries: int, repeats: int) -> dict[str, Any]:
         t = time.perf_counter()
         values = _random_values(entries, 7)
         for i in range(0, entries, 10_000):
-            batch = []
+            batch, prefixes = [], []
             for v in values[i : i + 10_000]:
                 digest = keys.value_digest(normalize(v))
                 batch.append(NewValue(digest[:16], "PERSON", digest.hex(), v))
+                prefixes += [keys.value_digest(p)[:16] for p in prefixes_of(normalize(v))]
+            vault.add_prefixes(prefixes)
             vault.assign(batch)
         build_s = time.perf_counter() - t
         pz = Pseudonymizer(settings.privacy, keys, vault, PresidioDetector(settings.privacy))
@@ -190,7 +192,9 @@ def guard(shared: Path, entries: int, repeats: int) -> dict[str, Any]:
             times.append(time.perf_counter() - t)
         t = time.perf_counter()
         found_dict = sum(
-            1 for _s, _e, norm in ngrams(body_text) if keys.value_digest(norm)[:16] in g._known.ids
+            1
+            for *_, key in scan(body_text, lambda n: keys.value_digest(n)[:16], g._known.prefixes)
+            if key in g._known.ids
         )
         dict_s = time.perf_counter() - t
         planted = values[entries // 2]

@@ -194,10 +194,11 @@ def build_index(
     passages: Sequence[Passage],
     settings: Settings,
     embedder: SentenceTransformerEmbedder,
+    expand: Any = None,
 ) -> int:
     """Chunk, embed, BM25-encode and store the passages; returns the number of chunks."""
     chunker = Chunker.for_settings(settings, embedder)
-    bm25 = Bm25Encoder(settings.sparse)
+    bm25 = Bm25Encoder(settings.sparse, expand=expand)
     chunks = passage_chunks(passages, chunker)
     per_passage = Counter(c.metadata[PASSAGE_KEY] for c in chunks)
     group = settings.ingest.embed_group
@@ -236,6 +237,7 @@ def open_index(
     passages: Sequence[Passage],
     settings: Settings,
     embedder: SentenceTransformerEmbedder,
+    expand: Any = None,
 ) -> tuple[EdgeStore, int]:
     """The cached index of a set, built first if missing or incomplete."""
     path = work_dir / f"{name}-{index_key(corpus, settings, embedder)}"
@@ -244,7 +246,7 @@ def open_index(
         if path.exists():
             shutil.rmtree(path)  # a build that did not finish
         print(f"{name}: indexing {len(passages)} passages into {path}", file=sys.stderr)
-        chunks = build_index(path, passages, settings, embedder)
+        chunks = build_index(path, passages, settings, embedder, expand)
         marker.write_text(json.dumps({"passages": len(passages), "chunks": chunks}))
     else:
         print(f"{name}: reusing index {path}", file=sys.stderr)
@@ -334,10 +336,11 @@ def dataset_settings(spec: DatasetSpec, args: argparse.Namespace, home: Path) ->
         retrieval["foreign_dense_weight"] = args.foreign_dense_weight
     if args.fusion_weights is not None:
         retrieval["fusion_weights"] = tuple(args.fusion_weights)
-    privacy = privacy_settings(home, spec.folder) if args.privacy else {"enabled": False}
+    privacy: dict[str, Any] = {"enabled": False}
     if args.privacy:
+        privacy = privacy_settings(home, spec.folder)
         for suffix in ("", "-wal", "-shm"):  # a fresh vault per run
-            Path(privacy["vault_path"] + suffix).unlink(missing_ok=True)
+            Path(str(privacy["vault_path"]) + suffix).unlink(missing_ok=True)
     return load_settings(
         home=home / ("privacy-home" if args.privacy else "home"),
         sparse={"language": spec.language},
@@ -361,6 +364,7 @@ def run_dataset(
     if excluded:
         print(f"{name}: excluded {excluded} questions without gold passages", file=sys.stderr)
     query_steps: tuple[Any, ...] = ()
+    expand = None
     pii: dict[str, Any] = {}
     if args.privacy:
         from rag.privacy import Pseudonymizer
@@ -375,7 +379,8 @@ def run_dataset(
         passages, counts = pseudonymized_passages(passages, pseudonymizer, language)
         pii["corpus_counts"] = dict(counts)
         query_steps = (pseudonymizer.query_step(),)
-    store, chunks = open_index(work_dir, name, corpus, passages, settings, embedder)
+        expand = pseudonymizer.search_terms
+    store, chunks = open_index(work_dir, name, corpus, passages, settings, embedder, expand)
     retriever = Retriever(settings, embedder=embedder, store=store, query_steps=query_steps)
     scores: dict[str, Scores] = {}
     try:

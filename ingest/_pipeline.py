@@ -195,7 +195,9 @@ class _Job:
     sparse: Bm25Encoder = field(init=False)
 
     def __post_init__(self) -> None:
-        self.sparse = Bm25Encoder(self.settings.sparse)
+        privacy = next((s for s in self.steps if isinstance(s, PseudonymizeStep)), None)
+        expand = privacy.pseudonymizer.search_terms if privacy is not None else None
+        self.sparse = Bm25Encoder(self.settings.sparse, expand=expand)
 
     def run(self, files: list[tuple[Path, Path]]) -> None:
         self.progress.start(len(files))

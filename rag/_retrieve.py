@@ -170,7 +170,12 @@ class Retriever:
         if query_steps is None:
             query_steps = _default_query_steps(settings)
         self.query_steps = tuple(query_steps)
-        self._bm25 = Bm25Encoder(settings.sparse)
+        # A pseudonymizing step also gives BM25 the keyed words behind placeholders.
+        expand = next(
+            (s.pseudonymizer.search_terms for s in self.query_steps if hasattr(s, "pseudonymizer")),
+            None,
+        )
+        self._bm25 = Bm25Encoder(settings.sparse, expand=expand)
         self._owns_store = False
 
     @classmethod

@@ -12,6 +12,7 @@ type would then match on ``person``). They are rewritten to a single opaque word
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from rag._config import SparseSettings
@@ -26,17 +27,33 @@ def _protect_placeholders(text: str) -> str:
 
 
 class Bm25Encoder:
-    """Document and query sparse vectors with the configured language analysis."""
+    """Document and query sparse vectors with the configured language analysis.
 
-    def __init__(self, settings: SparseSettings) -> None:
+    ``expand`` returns extra search words for a text (the privacy layer's keyed words of
+    the values behind its placeholders); they are indexed with the text, never stored in
+    it.
+    """
+
+    def __init__(
+        self, settings: SparseSettings, expand: Callable[[str], str] | None = None
+    ) -> None:
         self.settings = settings
+        self.expand = expand
         self._model = _build(settings)
 
+    def _text(self, text: str) -> str:
+        protected = _protect_placeholders(text)
+        if self.expand is not None:
+            extra = self.expand(text)
+            if extra:
+                protected = f"{protected}\n{extra}"
+        return protected
+
     def encode_document(self, text: str) -> SparseVector:
-        return _convert(self._model.embed_document(_protect_placeholders(text)))
+        return _convert(self._model.embed_document(self._text(text)))
 
     def encode_query(self, text: str) -> SparseVector:
-        return _convert(self._model.embed_query(_protect_placeholders(text)))
+        return _convert(self._model.embed_query(self._text(text)))
 
 
 def _build(settings: SparseSettings) -> Any:

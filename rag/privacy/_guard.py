@@ -25,7 +25,7 @@ from rag._errors import EgressBlockedError
 from rag.privacy._audit import AuditLog
 from rag.privacy._keys import PrivacyKeys
 from rag.privacy._pseudonymize import NAME_LIKE, Pseudonymizer, written_as_value
-from rag.privacy._text import PLACEHOLDER, ngrams, normalize
+from rag.privacy._text import PLACEHOLDER, normalize, scan
 from rag.privacy._vault import Vault
 
 #: Finding type of an exact vault match (its entity type is not looked up: that would
@@ -47,7 +47,9 @@ class GuardResult:
 class _Ids:
     #: value id -> whether the value is a name (matched only where capitalised).
     ids: dict[bytes, bool] = field(default_factory=dict)
+    prefixes: set[bytes] = field(default_factory=set)
     row: int = 0
+    prefix_row: int = 0
 
 
 class EgressGuard:
@@ -76,9 +78,13 @@ class EgressGuard:
 
     def refresh(self) -> int:
         """Load vault ids added since the last call; returns how many ids are known."""
-        for entry in self.vault.entries_since(self._known.row):
-            self._known.ids[entry.value_id] = entry.entity in NAME_LIKE
-            self._known.row = entry.rowid
+        known = self._known
+        for rowid, prefix_id in self.vault.prefixes_since(known.prefix_row):
+            known.prefixes.add(prefix_id)
+            known.prefix_row = rowid
+        for entry in self.vault.entries_since(known.row):
+            known.ids[entry.value_id] = entry.entity in NAME_LIKE
+            known.row = entry.rowid
         return len(self._known.ids)
 
     # -- scanning --
@@ -91,9 +97,13 @@ class EgressGuard:
         found: Counter[str] = Counter()
         ids = self._known.ids
         digest = self.keys.value_digest
+
+        def value_id(norm: str) -> bytes:
+            return digest(norm)[:16]
+
         for text in texts:
-            for start, end, norm in ngrams(text):
-                name = ids.get(digest(norm)[:16])
+            for start, end, norm, key in scan(text, value_id, self._known.prefixes):
+                name = ids.get(key)
                 if name is None or norm in self._allow:
                     continue
                 if not name or written_as_value(text[start:end], "PERSON"):

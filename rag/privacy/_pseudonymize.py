@@ -27,7 +27,7 @@ from typing import Any
 from rag._config import PrivacySettings, Settings
 from rag.privacy._keys import PrivacyKeys
 from rag.privacy._operators import masked, surrogate
-from rag.privacy._text import PLACEHOLDER, ngrams, normalize, trim_span, words
+from rag.privacy._text import PLACEHOLDER, normalize, prefixes_of, scan, trim_span, words
 from rag.privacy._vault import NewValue, Vault, VaultEntry
 
 #: Which detection wins when two spans of the same length overlap (higher wins).
@@ -48,7 +48,11 @@ _SOURCE_RANK = {
 _ALIAS_MAX_ZIPF = 4.5
 #: A part at the start of a sentence must be rarer still (capitalised common words).
 _ALIAS_SENTENCE_START_MAX_ZIPF = 4.0
-_ALIAS_ENTITIES = frozenset({"PERSON"})
+#: Organisations too, with rarer words only ("Baidu" of "Beijing Baidu Netcom Science and
+#: Technology Co., Ltd."; not "Beijing" or "Technology"): contracts name a party in full
+#: once, then by a short name.
+_ALIAS_MAX_ZIPF_BY_ENTITY = {"PERSON": _ALIAS_MAX_ZIPF, "ORGANIZATION": 3.3}
+_ALIAS_ENTITIES = frozenset(_ALIAS_MAX_ZIPF_BY_ENTITY)
 
 
 @dataclass(frozen=True)
@@ -92,8 +96,10 @@ class _Known:
     values: dict[bytes, VaultEntry] = field(default_factory=dict)
     aliases: dict[bytes, str | None] = field(default_factory=dict)
     by_placeholder: dict[str, VaultEntry] = field(default_factory=dict)
+    prefixes: set[bytes] = field(default_factory=set)
     value_row: int = 0
     alias_row: int = 0
+    prefix_row: int = 0
 
 
 class Pseudonymizer:
@@ -148,6 +154,9 @@ class Pseudonymizer:
         for rowid, alias_id, placeholder in self.vault.aliases_since(known.alias_row):
             known.aliases[alias_id] = placeholder
             known.alias_row = rowid
+        for rowid, prefix_id in self.vault.prefixes_since(known.prefix_row):
+            known.prefixes.add(prefix_id)
+            known.prefix_row = rowid
 
     # -- the main entry point --
     def pseudonymize(
@@ -186,10 +195,10 @@ class Pseudonymizer:
         # Parts of the full names in this batch: "Ms Thornbury" next to "Margaret Thornbury"
         # is her, not a new person (unless two full names share the part).
         parts: dict[bytes, set[str]] = {}
-        names = [texts[i][s:e] for i, s, e, ent, _, _ in found if ent in _ALIAS_ENTITIES]
-        names += [v for v, ent, _ in seeded if ent in _ALIAS_ENTITIES]
-        for name in names:
-            for part in _parts(name):
+        names = [(texts[i][s:e], ent) for i, s, e, ent, _, _ in found if ent in _ALIAS_ENTITIES]
+        names += [(v, ent) for v, ent, _ in seeded if ent in _ALIAS_ENTITIES]
+        for name, ent in names:
+            for part in _parts(name, ent):
                 parts.setdefault(self._id(part), set()).add(normalize(name))
         new: dict[bytes, NewValue] = {}
         spans: list[list[_Candidate]] = [[] for _ in texts]
@@ -222,6 +231,18 @@ class Pseudonymizer:
         self._refresh()
         return max(self._known.value_row, self._known.alias_row)
 
+    def search_terms(self, text: str) -> str:
+        """Opaque search words for the placeholders in ``text`` (one per word of each
+        name, keyed), for BM25 only: a question naming "Coral Gold Resourced Ltd" then
+        still meets "Coral Gold Resources Ltd" on its shared words, as in clear text. The
+        words are keyed hashes: they reveal nothing without the key, and are never shown
+        to a model."""
+        found = placeholders_in(text)
+        if not found:
+            return ""
+        terms = self.vault.terms_for(found)
+        return " ".join(f"wordx{t.hex()[:16]}" for p in found for t in terms.get(p, ()))
+
     def query_step(self) -> Callable[[str], str]:
         """A :class:`~rag.Retriever` query step: the question, pseudonymized."""
         return _QueryStep(self)
@@ -248,22 +269,32 @@ class Pseudonymizer:
         fresh = [v for k, v in new.items() if k not in self._known.values]
         if not fresh:
             return
+        # Prefixes first: a reader that sees a value must be able to extend a run to it.
+        self.vault.add_prefixes(
+            self._id(p) for v in fresh for p in prefixes_of(normalize(v.original))
+        )
         entries = self.vault.assign(fresh)
         aliases: list[tuple[bytes, str]] = []
+        terms: list[tuple[str, bytes]] = []
         for value in fresh:
             entry = entries[value.value_id]
+            if entry.entity in NAME_LIKE:
+                terms.extend(
+                    (entry.placeholder, self._id(w)) for w in _search_words(value.original)
+                )
             if entry.entity in _ALIAS_ENTITIES:
-                aliases.extend((self._id(p), entry.placeholder) for p in _parts(value.original))
+                parts = _parts(value.original, entry.entity)
+                aliases.extend((self._id(p), entry.placeholder) for p in parts)
         if aliases:
             self.vault.add_aliases(aliases)
+        self.vault.add_terms(terms)
         self._refresh()
 
     # -- rewriting --
     def _rewrite(self, text: str, detected: list[_Candidate]) -> Pseudonymized:
         known = self._known
         candidates = list(detected)
-        for start, end, norm in ngrams(text):
-            key = self._id(norm)
+        for start, end, norm, key in scan(text, self._id, known.prefixes):
             if key in known.values:
                 entity = known.values[key].entity
                 if norm not in self._allow and written_as_value(text[start:end], entity):
@@ -380,21 +411,26 @@ def _drop_common_nouns(
     return kept
 
 
+def _search_words(value: str) -> list[str]:
+    """The words of a name that BM25 would index (not one-letter ones). A one-word value
+    gets its word too: "Aduro" alone then meets "Aduro Biotech, Inc" in a question."""
+    return [w for w in dict.fromkeys(w.norm for w in words(value)) if len(w) > 1]
+
+
 def _zipf(word: str) -> float:
     from wordfreq import zipf_frequency
 
     return float(zipf_frequency(word, "en"))
 
 
-def _parts(name: str) -> list[str]:
-    """Parts of a multi-word name that identify the person on their own."""
+def _parts(name: str, entity: str) -> list[str]:
+    """Parts of a multi-word name that identify the person or organisation on their own."""
     ws = words(name)
     if len(ws) < 2:
         return []
+    limit = _ALIAS_MAX_ZIPF_BY_ENTITY.get(entity, 0.0)
     return [
-        w.norm
-        for w in ws
-        if len(w.norm) >= 3 and not w.norm.isdigit() and _zipf(w.norm) < _ALIAS_MAX_ZIPF
+        w.norm for w in ws if len(w.norm) >= 3 and not w.norm.isdigit() and _zipf(w.norm) < limit
     ]
 
 

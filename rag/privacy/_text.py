@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 
 from rag._sparse import PLACEHOLDER  # noqa: F401  (re-exported: one definition, BM25's)
@@ -101,23 +101,36 @@ def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
     return s, e
 
 
-def ngrams(text: str) -> Iterator[tuple[int, int, str]]:
-    """(start, end, normalised form) of every run of up to :data:`MAX_WORDS` words that
-    could be one value: words on one line, apart by spaces or light punctuation. A
-    trailing possessive ("Smith's") also yields the form without it."""
+def scan(
+    text: str, digest: Callable[[str], bytes], prefixes: Container[bytes]
+) -> Iterator[tuple[int, int, str, bytes]]:
+    """(start, end, normalised form, keyed id) of every run of words that could be a known
+    value: each word, and longer runs only while the run so far is the prefix of a known
+    value (``prefixes`` holds their keyed ids), up to :data:`MAX_WORDS` words on one line
+    apart by spaces or light punctuation. So a text costs about one keyed hash per word,
+    however many values are known. A trailing possessive ("Smith's") also yields the form
+    without it."""
     ws = words(text)
     for i, first in enumerate(ws):
-        norm = first.norm
-        yield first.start, first.end, norm
-        stripped = _POSSESSIVE.sub("", norm)
-        if stripped != norm and stripped:
-            yield first.start, first.end - (len(norm) - len(stripped)), stripped
-        for j in range(i + 1, min(i + MAX_WORDS, len(ws))):
+        norm, end = first.norm, first.end
+        key = digest(norm)
+        j = i + 1
+        while True:
+            yield first.start, end, norm, key
+            stripped = _POSSESSIVE.sub("", norm)
+            if stripped != norm and stripped:
+                yield first.start, end - (len(norm) - len(stripped)), stripped, digest(stripped)
+            if j >= min(i + MAX_WORDS, len(ws)) or key not in prefixes:
+                break
             gap = text[ws[j - 1].end : ws[j].start]
             if len(gap) > 3 or "\n" in gap:
                 break
-            norm = f"{norm} {ws[j].norm}"
-            yield first.start, ws[j].end, norm
-            stripped = _POSSESSIVE.sub("", norm)
-            if stripped != norm:
-                yield first.start, ws[j].end - (len(norm) - len(stripped)), stripped
+            norm, end = f"{norm} {ws[j].norm}", ws[j].end
+            key = digest(norm)
+            j += 1
+
+
+def prefixes_of(norm: str) -> list[str]:
+    """The leading word runs of a normalised value ("a b c" -> "a", "a b")."""
+    parts = norm.split(" ")[:MAX_WORDS]
+    return [" ".join(parts[:n]) for n in range(1, len(parts))]

@@ -60,6 +60,19 @@ CREATE TABLE IF NOT EXISTS aliases(
     alias_id BLOB UNIQUE NOT NULL,
     placeholder TEXT
 );
+-- Keyed ids of the leading words of multi-word values ("margaret" of "margaret
+-- thornbury"): a scan extends a word run only while it is such a prefix.
+CREATE TABLE IF NOT EXISTS prefixes(
+    rowid INTEGER PRIMARY KEY,
+    prefix_id BLOB UNIQUE NOT NULL
+);
+-- Keyed ids of the words of a multi-word value, for search only: BM25 matches part of a
+-- name ("Coral Gold" of "Coral Gold Resources Ltd") as it would in clear text.
+CREATE TABLE IF NOT EXISTS terms(
+    placeholder TEXT NOT NULL,
+    term_id BLOB NOT NULL,
+    PRIMARY KEY(placeholder, term_id)
+) WITHOUT ROWID;
 """
 
 # A conflicting alias turns NULL and moves to a new, highest rowid so that readers
@@ -247,6 +260,48 @@ class Vault:
             return
         with self._write() as conn:
             conn.executemany(_UPSERT_ALIAS, aliases)
+
+    def add_prefixes(self, prefix_ids: Iterable[bytes]) -> None:
+        """Record keyed ids of value prefixes (no plaintext); duplicates are ignored."""
+        rows = [(p,) for p in set(prefix_ids)]
+        if not rows:
+            return
+        with self._write() as conn:
+            conn.executemany("INSERT OR IGNORE INTO prefixes(prefix_id) VALUES (?)", rows)
+
+    def add_terms(self, pairs: Iterable[tuple[str, bytes]]) -> None:
+        """Record ``(placeholder, term_id)`` pairs: keyed ids of a value's words."""
+        rows = list(set(pairs))
+        if not rows:
+            return
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO terms(placeholder, term_id) VALUES (?, ?)", rows
+            )
+
+    def terms_for(self, placeholders: Iterable[str]) -> dict[str, list[bytes]]:
+        """Word ids of each placeholder's value (placeholders without any are absent)."""
+        wanted = list(set(placeholders))
+        out: dict[str, list[bytes]] = {}
+        with self._errors():
+            conn = self._connection()
+            for part in _chunks(wanted):
+                rows = conn.execute(
+                    "SELECT placeholder, term_id FROM terms "
+                    f"WHERE placeholder IN ({','.join('?' * len(part))})",
+                    part,
+                )
+                for placeholder, term_id in rows:
+                    out.setdefault(placeholder, []).append(term_id)
+        return out
+
+    def prefixes_since(self, rowid: int) -> list[tuple[int, bytes]]:
+        """``(rowid, prefix_id)`` above ``rowid``, in order."""
+        with self._errors():
+            rows = self._connection().execute(
+                "SELECT rowid, prefix_id FROM prefixes WHERE rowid > ? ORDER BY rowid", (rowid,)
+            )
+            return list(rows)
 
     def forget(self, placeholder: str) -> VaultEntry | None:
         """Crypto-shred one value; the tombstone keeps its id and placeholder. None if unknown."""

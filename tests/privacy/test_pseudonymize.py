@@ -188,7 +188,9 @@ def test_surname_detected_alone_next_to_the_full_name_is_the_same_person(tmp_pat
 
 
 def test_a_surname_shared_by_two_people_is_replaced_but_not_linked(tmp_path):
-    pz = _open(_settings(tmp_path), names=("Anna Quillfeather", "Boris Quillfeather", "Quillfeather"))
+    pz = _open(
+        _settings(tmp_path), names=("Anna Quillfeather", "Boris Quillfeather", "Quillfeather")
+    )
     out = pz.pseudonymize(["Anna Quillfeather and Boris Quillfeather met.", "Quillfeather agreed."])
     first = placeholders_in(out[0].text)
     assert len(first) == 2 and "Quillfeather" not in out[1].text
@@ -212,3 +214,36 @@ def test_defined_terms_written_in_lower_case_elsewhere_are_not_organisations(tmp
     )
     assert out[0].text.startswith("The Disclosing Party is <ORGANIZATION_")
     assert [r.entity for r in out[0].replacements] == ["ORGANIZATION"]
+
+
+def test_scan_extends_runs_only_along_known_prefixes():
+    from rag.privacy._text import prefixes_of, scan
+
+    def ident(norm: str) -> bytes:
+        return norm.encode()
+
+    prefixes = {p.encode() for p in prefixes_of("bank of north dakota")}
+    runs = [norm for *_, norm, _key in scan("The Bank of North Dakota's office", ident, prefixes)]
+    assert "bank of north dakota" in runs and "bank of north dakota's" in runs
+    assert "the bank" not in runs and "dakota's office" not in runs
+    assert len(runs) <= 12, "about one lookup per word"
+
+
+def test_search_terms_let_bm25_match_part_of_a_name_without_plaintext(tmp_path):
+    from rag import Bm25Encoder
+    from rag._config import SparseSettings
+
+    names = {"Coral Gold Resources Ltd": "ORGANIZATION", "Coral Gold Resourced Ltd": "ORGANIZATION"}
+    pz = _open(_settings(tmp_path), names=names)
+    doc = pz.pseudonymize_text("Signed by Coral Gold Resources Ltd.")
+    question = pz.pseudonymize_text("What did Coral Gold Resourced Ltd sign?")
+    assert placeholders_in(doc) != placeholders_in(question), "a typo makes another value"
+    extra = pz.search_terms(doc)
+    assert extra.count("wordx") == 4 and "coral" not in extra.lower()
+    bm25 = Bm25Encoder(SparseSettings(), expand=pz.search_terms)
+    plain = Bm25Encoder(SparseSettings())
+    shared = set(bm25.encode_document(doc).indices) & set(bm25.encode_query(question).indices)
+    plain_shared = set(plain.encode_document(doc).indices) & set(
+        plain.encode_query(question).indices
+    )
+    assert len(shared) >= len(plain_shared) + 3, "coral, gold, ltd match again"

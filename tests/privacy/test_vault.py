@@ -288,3 +288,11 @@ def test_forked_child_gets_its_own_connection(vault: Vault) -> None:
     assert child.exitcode == 0
     assert vault.count() == 2
     assert len(vault.entries_since(0)) == 2
+
+
+def test_prefixes_are_stored_once_and_read_incrementally(vault: Vault) -> None:
+    vault.add_prefixes([b"p" * 16, b"q" * 16, b"p" * 16])
+    first = vault.prefixes_since(0)
+    assert sorted(p for _, p in first) == [b"p" * 16, b"q" * 16]
+    vault.add_prefixes([b"q" * 16, b"r" * 16])
+    assert [p for _, p in vault.prefixes_since(first[-1][0])] == [b"r" * 16]
