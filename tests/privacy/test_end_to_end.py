@@ -85,7 +85,7 @@ def test_vault_gives_the_values_back_with_the_key_only(world, tmp_path):
 
 
 def test_one_person_one_placeholder_in_documents_and_questions(world):
-    corpus, settings, embedder, _ = world
+    _, settings, embedder, _ = world
     store = open_store(settings, embedder.dimension)
     try:
         keys = PrivacyKeys.from_settings(settings)
@@ -110,7 +110,7 @@ def test_one_person_one_placeholder_in_documents_and_questions(world):
 
 
 def test_forget_shreds_the_value_and_the_audit_chain_detects_tampering(world, tmp_path):
-    corpus, settings, embedder, _ = world
+    _, settings, embedder, _ = world
     keys = PrivacyKeys.from_settings(settings)
     store = open_store(settings, embedder.dimension)
     try:
