@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from rag._config import Settings
 from rag._errors import EgressBlockedError
 from rag.privacy._audit import AuditLog
 from rag.privacy._keys import PrivacyKeys
-from rag.privacy._pseudonymize import NAME_LIKE, Pseudonymizer, written_as_value
+from rag.privacy._pseudonymize import Pseudonymizer, written_as_value
 from rag.privacy._text import PLACEHOLDER, normalize, scan
 from rag.privacy._vault import Vault
 
@@ -45,8 +46,8 @@ class GuardResult:
 
 @dataclass
 class _Ids:
-    #: value id -> whether the value is a name (matched only where capitalised).
-    ids: dict[bytes, bool] = field(default_factory=dict)
+    #: value id -> entity type (names match only where written like names).
+    ids: dict[bytes, str] = field(default_factory=dict)
     prefixes: set[bytes] = field(default_factory=set)
     row: int = 0
     prefix_row: int = 0
@@ -83,7 +84,7 @@ class EgressGuard:
             known.prefixes.add(prefix_id)
             known.prefix_row = rowid
         for entry in self.vault.entries_since(known.row):
-            known.ids[entry.value_id] = entry.entity in NAME_LIKE
+            known.ids[entry.value_id] = sys.intern(entry.entity)
             known.row = entry.rowid
         return len(self._known.ids)
 
@@ -103,10 +104,10 @@ class EgressGuard:
 
         for text in texts:
             for start, end, norm, key in scan(text, value_id, self._known.prefixes):
-                name = ids.get(key)
-                if name is None or norm in self._allow:
+                entity = ids.get(key)
+                if entity is None or norm in self._allow:
                     continue
-                if not name or written_as_value(text[start:end], "PERSON"):
+                if written_as_value(text[start:end], entity):
                     found[KNOWN_VALUE] += 1
         # Placeholders are ours: hide their hex so no recognizer reads them as numbers.
         masked = [

@@ -254,7 +254,12 @@ class Pseudonymizer:
             return False
         in_batch = batch_parts.get(key, set())
         if key in known.aliases:
-            return known.aliases[key] is not None and not in_batch
+            target = known.aliases[key]
+            # Still unambiguous if every full name here is the one it already stands for.
+            return target is not None and all(
+                getattr(known.values.get(self._id(name)), "placeholder", None) == target
+                for name in in_batch
+            )
         return len(in_batch) == 1
 
     def _register(self, new: dict[bytes, NewValue], norm: str, entity: str, surface: str) -> bytes:

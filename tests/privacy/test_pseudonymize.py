@@ -247,3 +247,19 @@ def test_search_terms_let_bm25_match_part_of_a_name_without_plaintext(tmp_path):
         plain.encode_query(question).indices
     )
     assert len(shared) >= len(plain_shared) + 3, "coral, gold, ltd match again"
+
+
+def test_a_known_alias_stays_linked_when_the_full_name_is_in_the_same_batch(tmp_path):
+    pz = _open(_settings(tmp_path), names=("Margaret Thornbury", "Thornbury"))
+    ph = placeholders_in(pz.pseudonymize_text("Margaret Thornbury joined."))
+    out = pz.pseudonymize(["Margaret Thornbury left.", "Thornbury said goodbye."])
+    assert placeholders_in(out[0].text) == ph == placeholders_in(out[1].text)
+
+
+def test_guard_matches_names_as_the_pseudonymizer_does(tmp_path):
+    settings = _settings(tmp_path)
+    pz = _open(settings, names={"Globex Holdings": "ORGANIZATION"})
+    pz.pseudonymize_text("Globex Holdings signed.")
+    guard = EgressGuard(settings, pz, None)
+    assert not guard.scan_text("globex holdings in lower case is left as the pseudonymizer left it")
+    assert guard.scan_text("Globex Holdings") == {"VAULT_VALUE": 1}
