@@ -60,7 +60,14 @@ def scan(
 
 @app.command()
 def forget(
-    value: Annotated[str | None, typer.Option("--value", help="The value to erase.")] = None,
+    value: Annotated[
+        str | None,
+        typer.Option(
+            "--value",
+            help="The value to erase; - reads it from standard input "
+            "(keeps it out of the shell history and the process list).",
+        ),
+    ] = None,
     placeholder: Annotated[
         str | None, typer.Option("--placeholder", help="Or its placeholder, e.g. <PERSON_…>.")
     ] = None,
@@ -77,6 +84,10 @@ def forget(
     from ingest._manage import _open
 
     settings = _settings(home, config, collection)
+    if value == "-":
+        import sys
+
+        value = sys.stdin.readline().strip()
     store = _open(settings)
     try:
         done = run(settings, store, value=value, placeholder=placeholder, delete=delete)

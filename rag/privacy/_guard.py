@@ -25,7 +25,8 @@ from rag._config import Settings
 from rag._errors import EgressBlockedError
 from rag.privacy._audit import AuditLog
 from rag.privacy._keys import PrivacyKeys
-from rag.privacy._pseudonymize import Pseudonymizer, written_as_value
+from rag.privacy._names import written_as_value
+from rag.privacy._pseudonymize import Pseudonymizer
 from rag.privacy._text import PLACEHOLDER, normalize, scan
 from rag.privacy._vault import Vault
 

@@ -18,7 +18,6 @@ connection and the NER model load on first use.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,8 +25,17 @@ from typing import Any
 
 from rag._config import PrivacySettings, Settings
 from rag.privacy._keys import PrivacyKeys
+from rag.privacy._names import (
+    ALIAS_ENTITIES,
+    NAME_LIKE,
+    alias_applies,
+    drop_common_nouns,
+    name_parts,
+    search_words,
+    written_as_value,
+)
 from rag.privacy._operators import masked, surrogate
-from rag.privacy._text import PLACEHOLDER, normalize, prefixes_of, scan, trim_span, words
+from rag.privacy._text import PLACEHOLDER, normalize, prefixes_of, scan, trim_span
 from rag.privacy._vault import NewValue, Vault, VaultEntry
 
 #: Which detection wins when two spans of the same length overlap (higher wins).
@@ -42,17 +50,6 @@ _SOURCE_RANK = {
     "honorific": 2,
     "ner": 1,
 }
-#: Name parts become aliases of the full name when they are rarer than this (Zipf scale;
-#: "Thornbury" 2.2 yes, "Smith" 4.9 and "John" 5.4 no): common words would link people
-#: who only share a first name.
-_ALIAS_MAX_ZIPF = 4.5
-#: A part at the start of a sentence must be rarer still (capitalised common words).
-_ALIAS_SENTENCE_START_MAX_ZIPF = 4.0
-#: Organisations too, with rarer words only ("Baidu" of "Beijing Baidu Netcom Science and
-#: Technology Co., Ltd."; not "Beijing" or "Technology"): contracts name a party in full
-#: once, then by a short name.
-_ALIAS_MAX_ZIPF_BY_ENTITY = {"PERSON": _ALIAS_MAX_ZIPF, "ORGANIZATION": 3.3}
-_ALIAS_ENTITIES = frozenset(_ALIAS_MAX_ZIPF_BY_ENTITY)
 
 
 @dataclass(frozen=True)
@@ -189,22 +186,22 @@ class Pseudonymizer:
                 norm = normalize(text[s:e])
                 if norm and norm not in self._allow:
                     found.append((i, s, e, span.entity, span.source, norm))
-        found = _drop_common_nouns(found, texts)
+        found = drop_common_nouns(found, texts)
         seeded = [(v.strip(), ent, normalize(v)) for v, ent in seeds]
         seeded = [(v, ent, norm) for v, ent, norm in seeded if norm and norm not in self._allow]
         # Parts of the full names in this batch: "Ms Thornbury" next to "Margaret Thornbury"
         # is her, not a new person (unless two full names share the part).
         parts: dict[bytes, set[str]] = {}
-        names = [(texts[i][s:e], ent) for i, s, e, ent, _, _ in found if ent in _ALIAS_ENTITIES]
-        names += [(v, ent) for v, ent, _ in seeded if ent in _ALIAS_ENTITIES]
+        names = [(texts[i][s:e], ent) for i, s, e, ent, _, _ in found if ent in ALIAS_ENTITIES]
+        names += [(v, ent) for v, ent, _ in seeded if ent in ALIAS_ENTITIES]
         for name, ent in names:
-            for part in _parts(name, ent):
+            for part in name_parts(name, ent):
                 parts.setdefault(self._id(part), set()).add(normalize(name))
         new: dict[bytes, NewValue] = {}
         spans: list[list[_Candidate]] = [[] for _ in texts]
         for i, s, e, entity, source, norm in found:
             key = self._id(norm)
-            if entity in _ALIAS_ENTITIES and " " not in norm and self._is_alias(key, parts):
+            if entity in ALIAS_ENTITIES and " " not in norm and self._is_alias(key, parts):
                 spans[i].append(_Candidate(s, e, entity, "alias", key))
                 continue
             key = self._register(new, norm, entity, texts[i][s:e])
@@ -284,11 +281,9 @@ class Pseudonymizer:
         for value in fresh:
             entry = entries[value.value_id]
             if entry.entity in NAME_LIKE:
-                terms.extend(
-                    (entry.placeholder, self._id(w)) for w in _search_words(value.original)
-                )
-            if entry.entity in _ALIAS_ENTITIES:
-                parts = _parts(value.original, entry.entity)
+                terms.extend((entry.placeholder, self._id(w)) for w in search_words(value.original))
+            if entry.entity in ALIAS_ENTITIES:
+                parts = name_parts(value.original, entry.entity)
                 aliases.extend((self._id(p), entry.placeholder) for p in parts)
         if aliases:
             self.vault.add_aliases(aliases)
@@ -304,7 +299,7 @@ class Pseudonymizer:
                 entity = known.values[key].entity
                 if norm not in self._allow and written_as_value(text[start:end], entity):
                     candidates.append(_Candidate(start, end, "", "vault", key))
-            elif known.aliases.get(key) and _alias_applies(text, start, norm):
+            elif known.aliases.get(key) and alias_applies(text, start, norm):
                 candidates.append(_Candidate(start, end, "", "alias", key))
         chosen = _resolve(candidates)
         out: list[str] = []
@@ -367,89 +362,6 @@ def _resolve(candidates: list[_Candidate]) -> list[_Candidate]:
         if c.end > c.start and all(c.end <= o.start or c.start >= o.end for o in chosen):
             chosen.append(c)
     return sorted(chosen, key=lambda c: c.start)
-
-
-#: Entities found by NER are names. A known one-word name counts where it is written
-#: like a name (with a capital letter), so "Baker" or "Sponsor" learnt as a name does not
-#: replace "baker" or "sponsor" everywhere; a name of several words ("margaret
-#: thornbury" typed in a question) and patterns (e-mails, ids...) match in any case.
-NAME_LIKE = frozenset({"PERSON", "ORGANIZATION", "LOCATION", "NRP"})
-
-
-def written_as_value(surface: str, entity: str) -> bool:
-    if entity not in NAME_LIKE or any(ch.isupper() for ch in surface):
-        return True
-    # People's names are typed in lower case in questions; organisations and places
-    # written in lower case are mostly common nouns ("the disclosing party").
-    return entity == "PERSON" and len(words(surface)) > 1
-
-
-_LABEL = re.compile(r"^([A-Z][a-z]+)\s+(?:[A-Z]|\d{1,3}|[IVX]{1,4})$")
-#: NER types whose spans are checked against the document's own lower-case usage.
-_COMMON_NOUN_CHECK = frozenset({"ORGANIZATION", "LOCATION"})
-
-
-def _drop_common_nouns(
-    found: list[tuple[int, int, int, str, str, str]], texts: Sequence[str]
-) -> list[tuple[int, int, int, str, str, str]]:
-    """Drop NER organisations and places that the same document also writes in lower
-    case: contracts capitalise defined terms ("the Disclosing Party", "the Prospectus",
-    "the Plan") that are common nouns elsewhere in the text, while a real name
-    ("Aduro Biotech", "Leeds") is never written in lower case."""
-    body = "\n".join(texts)
-    verdict: dict[str, bool] = {}
-    kept = []
-    for item in found:
-        i, s, e, entity, source, _ = item
-        surface = texts[i][s:e]
-        lower = surface.lower()
-        label = _LABEL.search(surface)
-        if source == "ner" and label and _zipf(label.group(1).lower()) >= _ALIAS_MAX_ZIPF:
-            continue  # "Party B", "Exhibit C", "Schedule 2": a label, not a name
-        if source == "ner" and entity in _COMMON_NOUN_CHECK and lower != surface:
-            if lower not in verdict:
-                pattern = r"(?<!\w)" + re.escape(lower).replace(r"\ ", r"\s+") + r"(?!\w)"
-                verdict[lower] = re.search(pattern, body) is not None
-            if verdict[lower]:
-                continue
-        kept.append(item)
-    return kept
-
-
-def _search_words(value: str) -> list[str]:
-    """The words of a name that BM25 would index (not one-letter ones). A one-word value
-    gets its word too: "Aduro" alone then meets "Aduro Biotech, Inc" in a question."""
-    return [w for w in dict.fromkeys(w.norm for w in words(value)) if len(w) > 1]
-
-
-def _zipf(word: str) -> float:
-    from wordfreq import zipf_frequency
-
-    return float(zipf_frequency(word, "en"))
-
-
-def _parts(name: str, entity: str) -> list[str]:
-    """Parts of a multi-word name that identify the person or organisation on their own."""
-    ws = words(name)
-    if len(ws) < 2:
-        return []
-    limit = _ALIAS_MAX_ZIPF_BY_ENTITY.get(entity, 0.0)
-    return [
-        w.norm for w in ws if len(w.norm) >= 3 and not w.norm.isdigit() and _zipf(w.norm) < limit
-    ]
-
-
-def _alias_applies(text: str, start: int, norm: str) -> bool:
-    """A name part counts only written as a name (capitalised); at the start of a
-    sentence, where any word is capitalised, it must also be a rare word."""
-    if not text[start : start + 1].isupper():
-        return False
-    j = start - 1
-    while j >= 0 and text[j] in " \t":
-        j -= 1
-    if j < 0 or text[j] in '.!?:;\n"“(':
-        return _zipf(norm) < _ALIAS_SENTENCE_START_MAX_ZIPF
-    return True
 
 
 def placeholders_in(text: str) -> list[str]:

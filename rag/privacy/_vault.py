@@ -21,7 +21,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,7 +104,7 @@ class NewValue:
     #: ``value_digest(normalized).hex()``; the placeholder suffix is a prefix of it.
     digest_hex: str
     #: Surface form, what re-identification gives back.
-    original: str
+    original: str = field(repr=False)  # the value itself: never in a repr or a log
     #: Exact replacement text (surrogate/redact/mask operators) instead of ``<ENTITY_hex>``.
     substitute: str | None = None
 
