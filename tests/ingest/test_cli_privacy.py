@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,7 +90,24 @@ def test_private_ingest_forget_and_audit(tmp_path: Path) -> None:
     assert gone.returncode == 0, gone.stderr
     assert "erased from the vault" in gone.stdout and "deleted" in gone.stdout
     assert "Pellworth" not in gone.stdout
-    unknown = rag("forget", "--value", "Nobody Atall", "--home", home, cwd=tmp_path, env=env)
+    unknown = subprocess.run(  # --value - reads the value from stdin, off the command line
+        [
+            sys.executable,
+            "-c",
+            "from ingest._cli import main; main()",
+            "forget",
+            "--value",
+            "-",
+            "--home",
+            home,
+        ],
+        input="Nobody Atall\n",
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert unknown.returncode == 2 and "no such value" in unknown.stderr
 
     ok = rag("audit", "verify", "--home", home, cwd=tmp_path, env=env)
