@@ -95,11 +95,11 @@ def ingest(
     store = store or open_store(settings, embedder.dimension)
     job = _Job(settings, embedder, tuple(steps), store, report, progress or _Silent())
     privacy = next((s for s in steps if isinstance(s, PseudonymizeStep)), None)
-    mark = privacy.pseudonymizer.vault_mark() if privacy else 0
+    mark = privacy.pseudonymizer.vault_mark() if privacy else (0, 0)
     try:
         files = _discover(paths, settings, report)
         job.run(files)
-        if privacy is not None and privacy.pseudonymizer.vault_mark() > mark:
+        if privacy is not None and privacy.pseudonymizer.vault_mark() != mark:
             # Values first found in a later document are also in earlier ones.
             t = time.perf_counter()
             chunker = Chunker.for_settings(settings, embedder)

@@ -223,10 +223,11 @@ class Pseudonymizer:
         self._refresh()
         return self._rewrite(text, [])
 
-    def vault_mark(self) -> int:
-        """A position in the vault's history: values added after it are "new"."""
+    def vault_mark(self) -> tuple[int, int]:
+        """A position in the vault's history (values, aliases): compare two marks with
+        ``!=`` to learn whether values or name parts were added in between."""
         self._refresh()
-        return max(self._known.value_row, self._known.alias_row)
+        return self._known.value_row, self._known.alias_row
 
     def search_terms(self, text: str) -> str:
         """Opaque search words for the placeholders in ``text`` (one per word of each

@@ -263,3 +263,11 @@ def test_guard_matches_names_as_the_pseudonymizer_does(tmp_path):
     guard = EgressGuard(settings, pz, None)
     assert not guard.scan_text("globex holdings in lower case is left as the pseudonymizer left it")
     assert guard.scan_text("Globex Holdings") == {"VAULT_VALUE": 1}
+
+
+def test_vault_mark_moves_when_values_are_added_after_many_aliases(tmp_path):
+    pz = _open(_settings(tmp_path), names=("Quentin Abernathy-Zolotov Wexcombe Yarrowby",))
+    pz.pseudonymize_text("Quentin Abernathy-Zolotov Wexcombe Yarrowby")  # 1 value, 3+ aliases
+    before = pz.vault_mark()
+    pz.pseudonymize_text("Mail jane.roe@example.org")  # one more value, no alias
+    assert pz.vault_mark() != before
