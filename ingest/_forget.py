@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -128,7 +128,3 @@ def _write_receipt(folder: Path, receipt_id: str, receipt: dict[str, object]) ->
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(receipt, f, indent=2, sort_keys=True)
     return path
-
-
-def erasure_dict(erasure: Erasure) -> dict[str, object]:
-    return asdict(erasure)

@@ -135,10 +135,6 @@ class Pseudonymizer:
         return state
 
     # -- ids --
-    def value_id(self, value: str) -> bytes | None:
-        norm = normalize(value)
-        return self._id(norm) if norm else None
-
     def _id(self, norm: str) -> bytes:
         return self.keys.value_digest(norm)[:16]
 

@@ -105,8 +105,6 @@ class NewValue:
     digest_hex: str
     #: Surface form, what re-identification gives back.
     original: str = field(repr=False)  # the value itself: never in a repr or a log
-    #: Exact replacement text (surrogate/redact/mask operators) instead of ``<ENTITY_hex>``.
-    substitute: str | None = None
 
 
 @dataclass(frozen=True)
@@ -244,12 +242,6 @@ class Vault:
 
     def _candidates(self, v: NewValue) -> Iterator[str]:
         # Deterministic order, so every process proposes the same placeholders.
-        if v.substitute is not None:
-            yield v.substitute
-            n = 2
-            while True:
-                yield f"{v.substitute}-{n}"
-                n += 1
         for digits in range(self.placeholder_digits, len(v.digest_hex) + 2, 2):
             yield f"<{v.entity}_{v.digest_hex[:digits]}>"
 

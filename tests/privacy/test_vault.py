@@ -22,9 +22,9 @@ from rag.privacy._vault import NewValue, Vault
 KEYS = PrivacyKeys.from_master(bytes(range(32)))
 
 
-def value(text: str, entity: str = "PERSON", substitute: str | None = None) -> NewValue:
+def value(text: str, entity: str = "PERSON") -> NewValue:
     digest = KEYS.value_digest(text.lower())
-    return NewValue(digest[:16], entity, digest.hex(), text, substitute)
+    return NewValue(digest[:16], entity, digest.hex(), text)
 
 
 def crafted(tag: int, digest_hex: str, entity: str = "PERSON") -> NewValue:
@@ -80,17 +80,6 @@ def test_placeholder_digits_option(tmp_path: Path) -> None:
     with Vault(tmp_path / "v.sqlite", KEYS, placeholder_digits=12) as v:
         v_ = value("Grace Hopper")
         assert v.assign([v_])[v_.value_id].placeholder == f"<PERSON_{v_.digest_hex[:12]}>"
-
-
-def test_colliding_substitutes_get_numbered(vault: Vault) -> None:
-    a, b = value("Jane Roe", substitute="Mary Major"), value("Joan Roe", substitute="Mary Major")
-    got = vault.assign([a, b])
-    assert got[a.value_id].placeholder == "Mary Major"
-    assert got[b.value_id].placeholder == "Mary Major-2"
-    assert vault.reveal(["Mary Major", "Mary Major-2"]) == {
-        "Mary Major": "Jane Roe",
-        "Mary Major-2": "Joan Roe",
-    }
 
 
 def test_no_plaintext_on_disk(tmp_path: Path) -> None:
