@@ -87,13 +87,17 @@ class PseudonymizeStep:
         for doc_id in too_long:
             store.delete(Filter.of(doc_id=doc_id))
         changed = [c for c in changed if c.doc_id not in too_long]
+        # Each document's hash and chunk count, read once: the points keep them.
+        versions: dict[str, tuple[str, int]] = {}
+        for doc_id in dict.fromkeys(c.doc_id for c in changed):
+            facet = store.facet("content_hash", Filter.of(doc_id=doc_id), limit=2)
+            versions[doc_id] = next(iter(facet.items()))
         for i in range(0, len(changed), 64):
             batch = self.annotate_chunks(changed[i : i + 64])
             vectors = embedder.embed_passages([c.text for c in batch])
             points = []
             for chunk, vector in zip(batch, vectors, strict=True):
-                doc = Filter.of(doc_id=chunk.doc_id)
-                (content_hash, count), *_ = store.facet("content_hash", doc, limit=2).items()
+                content_hash, count = versions[chunk.doc_id]
                 points.append(
                     IndexedChunk(
                         chunk,
