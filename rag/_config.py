@@ -138,13 +138,58 @@ class RetrievalSettings(_Section):
 
 
 class LlmSettings(_Section):
+    """The chat model: which provider serves it, and how the answer stage talks to it."""
+
+    #: ``mistral`` (Mistral's API through the ``mistralai`` SDK), ``azure`` (an Azure AI
+    #: serverless endpoint) or ``openai-compatible`` (vLLM, Ollama, TGI...). None: no
+    #: generation; ``rag ask`` shows the retrieved passages and says how to configure one.
+    provider: Literal["mistral", "azure", "openai-compatible"] | None = None
     #: Free text: new model versions need no code change.
     model: str = "mistral-large-2402"
+    #: Mistral: ``server_url`` override (default https://api.mistral.ai). Azure: the
+    #: endpoint, e.g. ``https://<name>.<region>.models.ai.azure.com``. OpenAI-compatible:
+    #: the base URL with its version prefix, e.g. ``http://gpu-1:8000/v1``.
+    endpoint: str | None = None
+    #: Sent as ``Authorization: Bearer``; normally from ``RAG_LLM__API_KEY``. Optional for
+    #: self-hosted servers without authentication.
+    api_key: SecretStr | None = None
+    #: Azure route: ``mistral`` = ``POST {endpoint}/v1/chat/completions`` (the native
+    #: Mistral API), ``inference`` = ``POST {endpoint}/chat/completions`` (Azure AI Model
+    #: Inference API, with ``api_version`` as the ``api-version`` query parameter).
+    azure_route: Literal["mistral", "inference"] = "mistral"
+    api_version: str | None = "2024-05-01-preview"
+    #: How the JSON answer is requested: ``auto`` = a JSON schema where the provider
+    #: supports it (Mistral, OpenAI-compatible; falls back to JSON mode once if the server
+    #: refuses the schema), JSON mode on Azure.
+    structured_output: Literal["auto", "json_schema", "json_object"] = "auto"
     #: Context window in tokens; None takes it from the table of known models
     #: (``rag.context_window_for``). Required for models not in that table.
     context_window: int | None = Field(None, ge=256)
     #: Tokens reserved for the answer (the request's ``max_tokens``).
     answer_tokens: int = Field(1024, ge=1)
+    temperature: float = Field(0.0, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
+    #: Mistral's safety prompt (``safe_prompt``), on the Mistral API and Azure's Mistral route.
+    safe_prompt: bool = False
+    random_seed: int | None = Field(None, ge=0)
+    #: Seconds to wait for a response (for a stream: between two pieces).
+    timeout_s: float = Field(120.0, gt=0)
+    #: Retries of a 429, 5xx, timeout or reset connection (exponential backoff with jitter).
+    max_retries: int = Field(4, ge=0, le=20)
+    backoff_s: float = Field(0.5, ge=0)
+    max_backoff_s: float = Field(30.0, ge=0)
+    #: A 429 whose Retry-After asks for longer than this is raised at once (RateLimitError).
+    max_retry_after_s: float = Field(120.0, ge=0)
+    #: Client-side limits, shared by every request of the process (the defaults are the
+    #: Azure deployment quota). None turns a limit off.
+    tokens_per_minute: int | None = Field(200_000, ge=1)
+    requests_per_minute: int | None = Field(1_000, ge=1)
+    #: Model turns that may call tools before the answer; one more is an error.
+    max_tool_steps: int = Field(4, ge=0, le=50)
+    #: Offer the built-in ``search_documents`` tool to the model.
+    search_tool: bool = True
+    #: Tokens of the window kept free for tool results (search results, user tools).
+    tool_result_tokens: int = Field(4096, ge=0)
 
 
 class CustomRecognizer(_Section):

@@ -101,3 +101,95 @@ class EgressBlockedError(PrivacyError):
     def __init__(self, message: str, findings: dict[str, int] | None = None) -> None:
         self.findings = dict(findings or {})
         super().__init__(message)
+
+
+class LlmError(RagError):
+    """Generation failed; ``provider`` names the chat model's provider.
+
+    Subclasses say what happened; ``retryable`` ones were retried (bounded) before they
+    reached the caller.
+    """
+
+    retryable = False
+
+    def __init__(self, message: str, *, provider: str = "", status: int | None = None) -> None:
+        self.provider = provider
+        self.status = status
+        super().__init__(message)
+
+
+class ProviderNotConfiguredError(ConfigError):
+    """No LLM provider is configured (``llm.provider``), so nothing can be generated."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "llm.provider",
+            "no LLM provider is configured",
+            'set llm.provider to "mistral", "azure" or "openai-compatible" with llm.endpoint '
+            "and llm.api_key (or RAG_LLM__PROVIDER, RAG_LLM__ENDPOINT, RAG_LLM__API_KEY)",
+        )
+
+
+class AuthenticationError(LlmError):
+    """The provider refused the credentials (401/403): the key is missing, wrong or expired."""
+
+
+class BadRequestError(LlmError):
+    """The provider refused the request (400/404/422): unknown model, route or field."""
+
+
+class RateLimitError(LlmError):
+    """429 from the provider, still there after the bounded retries (or a Retry-After too long).
+
+    ``retry_after`` is the provider's advice in seconds, when it gave one.
+    """
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        status: int | None = 429,
+        retry_after: float | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, provider=provider, status=status)
+
+
+class ProviderUnavailableError(LlmError):
+    """5xx, a reset connection or an unreadable response, still failing after retries."""
+
+    retryable = True
+
+
+class ProviderTimeoutError(ProviderUnavailableError):
+    """The provider did not answer within ``llm.timeout_s``, after retries."""
+
+
+class ContentFilterError(LlmError):
+    """The provider's content filter stopped the prompt or the answer."""
+
+
+class AnswerTruncatedError(LlmError):
+    """The answer hit ``max_tokens`` (finish reason ``length``) before it was complete."""
+
+
+class InvalidAnswerError(LlmError):
+    """The model's answer was not valid JSON with verifiable citations, even after one repair.
+
+    ``problems`` says what was wrong (labels, counts, field names), never the text.
+    """
+
+    def __init__(self, message: str, problems: list[str], *, provider: str = "") -> None:
+        self.problems = list(problems)
+        super().__init__(message, provider=provider)
+
+
+class ToolLoopError(LlmError):
+    """The model kept calling tools past ``llm.max_tool_steps``."""
+
+
+class ToolError(RagError):
+    """A tool cannot be registered (bad signature, name or schema)."""
