@@ -10,7 +10,7 @@ from rag.privacy._detect import Detector, PresidioDetector, Span
 from rag.privacy._guard import KNOWN_VALUE, EgressGuard, GuardResult
 from rag.privacy._keys import PrivacyKeys, generate_key, parse_key, write_key_file
 from rag.privacy._pseudonymize import Pseudonymized, Pseudonymizer, Replacement, placeholders_in
-from rag.privacy._reidentify import Reidentifier, may_reidentify
+from rag.privacy._reidentify import Reidentifier, RevealSession, may_reidentify
 from rag.privacy._text import PLACEHOLDER, normalize
 from rag.privacy._vault import NewValue, Vault, VaultEntry
 
@@ -29,6 +29,7 @@ __all__ = [
     "Pseudonymizer",
     "Reidentifier",
     "Replacement",
+    "RevealSession",
     "Span",
     "Vault",
     "VaultEntry",

@@ -17,7 +17,7 @@ import hashlib
 import json
 import sys
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -94,7 +94,7 @@ class EgressGuard:
         """Findings by type in one string."""
         return self._scan([text])
 
-    def _scan(self, texts: list[str]) -> Counter[str]:
+    def _scan(self, texts: list[str], file_names: Collection[str] = ()) -> Counter[str]:
         self.refresh()
         found: Counter[str] = Counter()
         ids = self._known.ids
@@ -114,6 +114,11 @@ class EgressGuard:
         masked = [
             PLACEHOLDER.sub(lambda m: "<" + "x" * (len(m.group()) - 2) + ">", t) for t in texts
         ]
+        # File names are kept in clear by design ("minutes.md" is not a URL); the known-value
+        # match above still sees them, so a file named after a person is still blocked.
+        for name in sorted(set(file_names), key=len, reverse=True):
+            if len(name) >= 3:
+                masked = [t.replace(name, "x" * len(name)) for t in masked]
         # Recognizers of several languages may find the same value: count it once.
         seen: set[tuple[int, int, int, str]] = set()
         for language in self.privacy.languages:
@@ -132,15 +137,19 @@ class EgressGuard:
         model: str,
         request_id: str | None = None,
         tokens: int | None = None,
+        file_names: Collection[str] = (),
     ) -> GuardResult:
         """Scan ``body`` (a JSON-able object, JSON text or bytes) before it is sent.
+
+        ``file_names`` (the source files named in passage headers) are skipped by the
+        pattern recognizers only: a file name that holds a known value is still found.
 
         Returns the body to send; raises :class:`~rag.EgressBlockedError` when it holds
         personal data and the policy is ``block`` (or redaction could not clean it).
         """
         obj = _as_object(body)
         strings = _strings(obj)
-        findings = self._scan(strings)
+        findings = self._scan(strings, file_names)
         digest = _sha256(obj)
         meta = {"provider": provider, "model": model, "request_id": request_id}
         if not findings:
@@ -149,7 +158,7 @@ class EgressGuard:
         counts = dict(sorted(findings.items()))
         if self.privacy.egress == "redact":
             cleaned = _map_strings(obj, self.pseudonymizer.pseudonymize_text)
-            if not self._scan(_strings(cleaned)):
+            if not self._scan(_strings(cleaned), file_names):
                 new_digest = _sha256(cleaned)
                 self._audit("egress_redacted", **meta, findings=counts, body_sha256=new_digest)
                 self._audit("llm_request", **meta, body_sha256=new_digest, tokens=tokens)

@@ -63,3 +63,63 @@ class Reidentifier:
         if not values:
             return text
         return PLACEHOLDER.sub(lambda m: values.get(m.group(), m.group()), text)
+
+    def session(self, principal: Principal, *, request_id: str | None = None) -> RevealSession:
+        """Incremental re-identification (a streamed answer), audited once at ``close()``.
+
+        Raises :class:`~rag.AccessError` (audited) at once for a principal not allowed.
+        """
+        if not isinstance(principal, Principal):
+            raise AccessError("re-identification needs a rag.Principal, not a plain string")
+        if not self.allowed(principal):
+            self.audit.append(
+                "reidentify_denied",
+                user=principal.user,
+                groups=list(principal.groups),
+                placeholders=0,
+                request_id=request_id,
+            )
+            raise AccessError(
+                "this principal may not re-identify personal data; an administrator can add "
+                "it to privacy.reidentify (as user:<id> or group:<name>)"
+            )
+        return RevealSession(self, principal, request_id)
+
+
+class RevealSession:
+    """Reveals placeholders batch by batch; one audit record for the whole session."""
+
+    def __init__(self, owner: Reidentifier, principal: Principal, request_id: str | None) -> None:
+        self._owner = owner
+        self._principal = principal
+        self._request_id = request_id
+        self._asked: set[str] = set()
+        self._revealed: set[str] = set()
+        self._closed = False
+
+    def reveal(self, placeholders: list[str]) -> dict[str, str]:
+        wanted = [p for p in placeholders if PLACEHOLDER.fullmatch(p)]
+        self._asked.update(wanted)
+        values = self._owner.vault.reveal(wanted) if wanted else {}
+        self._revealed.update(values)
+        return values
+
+    def reidentify(self, text: str) -> str:
+        found = list(dict.fromkeys(m.group() for m in PLACEHOLDER.finditer(text)))
+        values = self.reveal(found) if found else {}
+        if not values:
+            return text
+        return PLACEHOLDER.sub(lambda m: values.get(m.group(), m.group()), text)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._owner.audit.append(
+            "reidentify",
+            user=self._principal.user,
+            groups=list(self._principal.groups),
+            placeholders=len(self._asked),
+            revealed=len(self._revealed),
+            request_id=self._request_id,
+        )
