@@ -411,10 +411,14 @@ def _over_budget(block: ContextBlock) -> list[DroppedChunk]:
 
 # -- text layout -------------------------------------------------------------------------
 def _header_rest(parts: Sequence[_Part]) -> str:
-    """What follows the label on a block's header line: file name, pages, section."""
-    chunk = parts[0].hit.chunk
+    return describe_chunks([p.hit.chunk for p in parts])
+
+
+def describe_chunks(chunks: Sequence[Chunk]) -> str:
+    """What follows the label on a passage's header line: file name, pages, section."""
+    chunk = chunks[0]
     name = chunk.source.replace("\\", "/").rsplit("/", 1)[-1] or chunk.doc_id
-    pages = sorted({pg for p in parts for pg in p.hit.chunk.pages})
+    pages = sorted({pg for c in chunks for pg in c.pages})
     bits = [name]
     if pages:
         bits.append(f"p. {pages[0]}" if len(pages) == 1 else f"pp. {pages[0]}-{pages[-1]}")

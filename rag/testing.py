@@ -1,15 +1,28 @@
-"""Test doubles that users of the library need too (no model weights, no network)."""
+"""Test doubles that users of the library need too (no model weights, no network):
+a fake embedder, a fake PII detector, a scripted chat model, and the Mistral API
+simulator (a real HTTP server on loopback)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from rag._errors import EmbeddingError
+from rag._simulator import MistralSimulator, RecordedRequest
+
+__all__ = [
+    "FakeDetector",
+    "FakeEmbedder",
+    "MistralSimulator",
+    "RecordedRequest",
+    "ScriptedChatModel",
+    "grounded_answer",
+]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -101,3 +114,83 @@ class FakeDetector:
             ]
             for text in texts
         ]
+
+
+class ScriptedChatModel:
+    """A :class:`rag.llm.ChatModel` that returns queued replies and records every request.
+
+    ``reply(content)`` / ``reply(tool_calls=[("name", {"arg": 1})])`` queue turns; with the
+    queue empty it answers ``default`` (a function of the request) or raises. ``requests``
+    holds every :class:`~rag.llm.ChatRequest` it was sent, so tests can assert what would
+    have left the process. ``stream`` cuts the content into ``chunk_chars`` pieces.
+    """
+
+    provider = "scripted"
+
+    def __init__(
+        self,
+        model: str = "mistral-large-2402",
+        *,
+        default: Any = None,
+        chunk_chars: int = 5,
+    ) -> None:
+        from rag.llm._types import ChatRequest
+
+        self.model = model
+        self.default = default
+        self.chunk_chars = chunk_chars
+        self.requests: list[ChatRequest] = []
+        self._queue: list[Any] = []
+        self._ids = 0
+
+    def reply(
+        self,
+        content: str = "",
+        *,
+        tool_calls: Sequence[tuple[str, Any]] = (),
+        finish_reason: str | None = None,
+    ) -> ScriptedChatModel:
+        from rag.llm._types import ToolCall
+
+        calls = []
+        for name, arguments in tool_calls:
+            self._ids += 1
+            text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+            calls.append(ToolCall(f"call{self._ids:05d}", name, text))
+        reason = finish_reason or ("tool_calls" if calls else "stop")
+        self._queue.append((content, tuple(calls), reason))
+        return self
+
+    def complete(self, request: Any) -> Any:
+        from rag.llm._types import ChatResponse, Usage
+
+        self.requests.append(request)
+        if self._queue:
+            content, calls, reason = self._queue.pop(0)
+        elif self.default is not None:
+            content, calls, reason = self.default(request), (), "stop"
+        else:
+            raise AssertionError("ScriptedChatModel: no reply queued for this request")
+        words = sum(len(m.content.split()) for m in request.messages)
+        usage = Usage(words, len(content.split()), words + len(content.split()))
+        return ChatResponse(content, reason, usage, self.model, calls, provider=self.provider)
+
+    def stream(self, request: Any) -> Iterator[Any]:
+        from rag.llm._types import ChatDelta
+
+        response = self.complete(request)
+        text = response.content
+        for i in range(0, len(text), self.chunk_chars):
+            yield ChatDelta(text[i : i + self.chunk_chars])
+        yield response
+
+    def close(self) -> None:
+        pass
+
+
+def grounded_answer(request: Any) -> str:
+    """The simulator's deterministic answer to a :class:`~rag.llm.ChatRequest`: the context
+    sentence that best overlaps the question, cited (JSON when JSON was asked for)."""
+    from rag._simulator_answers import default_answer
+
+    return default_answer(request.body())
