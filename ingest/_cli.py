@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -155,16 +156,20 @@ def search(
     show = _revealer(settings, principal) if reveal else (lambda text: text)
     with Retriever.open(settings) as retriever:
         result = retriever.retrieve(question, principal, filters, k, mode=mode)  # type: ignore[arg-type]
+    print_hits(result, show)
+
+
+def print_hits(result: Any, show: Any = None) -> None:
+    """Ranked chunks with source, pages, section, score and a snippet (``rag search``)."""
     if not result.hits:
         out.print("no matching chunks (is anything ingested? try `rag status`)")
     for rank, hit in enumerate(result.hits, 1):
         c = hit.chunk
         pages = f" p.{','.join(map(str, c.pages))}" if c.pages else ""
-        section = f" § {c.section}" if c.section else ""
-        out.print(
-            f"[bold]{rank}. {c.source}{pages}[/bold]{section}  [dim]score {hit.score:.3f}[/dim]"
-        )
-        snippet = " ".join(show(c.text).split())
+        section = f" § {escape(c.section)}" if c.section else ""
+        out.print(f"{rank}. {c.source}{pages}", style="bold", markup=False, end="")
+        out.print(f"{section}  [dim]score {hit.score:.3f}[/dim]", highlight=False)
+        snippet = " ".join((show(c.text) if show else c.text).split())
         out.print(f"   {snippet[:300]}{'…' if len(snippet) > 300 else ''}", markup=False)
     if result.dropped:
         out.print(f"[dim]{len(result.dropped)} near-duplicate chunk(s) left out[/dim]")
@@ -260,8 +265,8 @@ def doctor(home: HomeOpt = None, config: ConfigOpt = None) -> None:
     out.print(table)
 
 
-# Registers ``rag privacy``, ``rag forget`` and ``rag audit`` on ``app``.
-from ingest import _cli_privacy  # noqa: E402,F401
+# Registers ``rag privacy``, ``rag forget``, ``rag audit`` and ``rag ask`` on ``app``.
+from ingest import _cli_ask, _cli_privacy  # noqa: E402,F401
 
 
 def main() -> None:
