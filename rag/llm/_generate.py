@@ -350,24 +350,7 @@ class Answerer:
             run.timings.get("model", 0.0) + (time.perf_counter() - started) * 1000
         )
         run.usage = run.usage + response.usage
-        if response.finish_reason in _FILTERED:
-            raise ContentFilterError(
-                f"{self.chat.provider}'s content filter stopped the answer "
-                f"(finish_reason {response.finish_reason}); rephrase the question, or ask the "
-                "deployment's administrator about its content filter policy",
-                provider=self.chat.provider,
-            )
-        if response.finish_reason in _CUT:
-            raise AnswerTruncatedError(
-                f"the answer was cut at max_tokens ({self.settings.llm.answer_tokens}); raise "
-                "llm.answer_tokens or ask a narrower question",
-                provider=self.chat.provider,
-            )
-        if response.finish_reason == "error":
-            raise ProviderUnavailableError(
-                f"{self.chat.provider} ended the answer with an error; try again",
-                provider=self.chat.provider,
-            )
+        check_finish(response, self.chat.provider, self.settings.llm.answer_tokens)
         return response
 
     def _call(
@@ -461,6 +444,27 @@ class Answerer:
             run.prompt_tokens += cost
         run.messages.append(Message("user", ask))
         run.prompt_tokens += self.packer.count(ask) + 8
+
+
+def check_finish(response: ChatResponse, provider: str, answer_tokens: int) -> None:
+    """Raise the typed error for a turn the provider ended by its filter, a cut or an error."""
+    if response.finish_reason in _FILTERED:
+        raise ContentFilterError(
+            f"{provider}'s content filter stopped the answer (finish_reason "
+            f"{response.finish_reason}); rephrase the question, or ask the deployment's "
+            "administrator about its content filter policy",
+            provider=provider,
+        )
+    if response.finish_reason in _CUT:
+        raise AnswerTruncatedError(
+            f"the answer was cut at max_tokens ({answer_tokens}); raise llm.answer_tokens or "
+            "ask a narrower question",
+            provider=provider,
+        )
+    if response.finish_reason == "error":
+        raise ProviderUnavailableError(
+            f"{provider} ended the answer with an error; try again", provider=provider
+        )
 
 
 def _file_name(source: str) -> str:
