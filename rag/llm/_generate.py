@@ -17,9 +17,7 @@ from typing import Any
 
 from rag._config import Settings
 from rag._errors import (
-    AnswerTruncatedError,
     BadRequestError,
-    ContentFilterError,
     InvalidAnswerError,
     ProviderUnavailableError,
     ToolLoopError,
@@ -35,6 +33,16 @@ from rag.llm._answer import (
     passages_from_blocks,
     validate_answer,
 )
+from rag.llm._events import (
+    AnswerDelta,
+    AnswerDone,
+    AnswerEvent,
+    AnswerRestart,
+    StreamedText,
+    ToolStep,
+    check_finish,
+)
+from rag.llm._privacy import AnswerPrivacy
 from rag.llm._toolrun import ToolRunner, as_tool
 from rag.llm._tools import Tool, ToolSet
 from rag.llm._types import ChatDelta, ChatModel, ChatRequest, ChatResponse, Message, Usage
@@ -56,40 +64,6 @@ SEARCH_HINT = (
 #: Tokens kept for the repair request's instructions (its problems list is capped).
 REPAIR_TOKENS = 256
 _MAX_PROBLEMS = 8
-_FILTERED = ("content_filter", "content_filter_error")
-_CUT = ("length", "model_length")
-
-
-@dataclass(frozen=True)
-class AnswerDelta:
-    """A piece of the answer text (provisional until :class:`AnswerDone`)."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class AnswerRestart:
-    """The text streamed so far is void (the answer was invalid, or became a tool call)."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class ToolStep:
-    """The model called tools; ``names`` in call order."""
-
-    step: int
-    names: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class AnswerDone:
-    """The validated answer (re-identified if allowed): the stream's last event."""
-
-    answer: Answer
-
-
-AnswerEvent = AnswerDelta | AnswerRestart | ToolStep | AnswerDone
 
 
 @dataclass
@@ -141,7 +115,7 @@ class Answerer:
             self.tools.add(as_tool(t))
         self._schema_refused = False
         self._owned: list[Any] = []
-        self._privacy = _Privacy.build(settings, retriever)
+        self._privacy = AnswerPrivacy.build(settings, retriever)
 
     @classmethod
     def open(
@@ -329,7 +303,9 @@ class Answerer:
     ) -> Generator[AnswerEvent, None, ChatResponse]:
         """One model call (guarded; JSON schema refused → JSON mode once); returns the
         response (via StopIteration) after yielding streamed text."""
-        request = self._privacy.guarded(self._request(run, tool_choice), self.chat.provider, run)
+        request = self._privacy.guarded(
+            self._request(run, tool_choice), self.chat.provider, _sources(run)
+        )
         started = time.perf_counter()
         run.calls += 1
         try:
@@ -343,7 +319,7 @@ class Answerer:
             self._schema_refused = True
             run.response_format = {"type": "json_object"}
             request = self._privacy.guarded(
-                self._request(run, tool_choice), self.chat.provider, run
+                self._request(run, tool_choice), self.chat.provider, _sources(run)
             )
             response = yield from self._call(run, request, stream)
         run.timings["model"] = (
@@ -358,7 +334,7 @@ class Answerer:
     ) -> Generator[AnswerEvent, None, ChatResponse]:
         if not stream:
             return self.chat.complete(request)
-        extractor = _StreamedText(run)
+        extractor = StreamedText(run.reveal)
         response: ChatResponse | None = None
         for event in self.chat.stream(request):
             if isinstance(event, ChatDelta):
@@ -446,112 +422,11 @@ class Answerer:
         run.prompt_tokens += self.packer.count(ask) + 8
 
 
-def check_finish(response: ChatResponse, provider: str, answer_tokens: int) -> None:
-    """Raise the typed error for a turn the provider ended by its filter, a cut or an error."""
-    if response.finish_reason in _FILTERED:
-        raise ContentFilterError(
-            f"{provider}'s content filter stopped the answer (finish_reason "
-            f"{response.finish_reason}); rephrase the question, or ask the deployment's "
-            "administrator about its content filter policy",
-            provider=provider,
-        )
-    if response.finish_reason in _CUT:
-        raise AnswerTruncatedError(
-            f"the answer was cut at max_tokens ({answer_tokens}); raise llm.answer_tokens or "
-            "ask a narrower question",
-            provider=provider,
-        )
-    if response.finish_reason == "error":
-        raise ProviderUnavailableError(
-            f"{provider} ended the answer with an error; try again", provider=provider
-        )
-
-
-def _file_name(source: str) -> str:
-    return source.replace("\\", "/").rsplit("/", 1)[-1]
-
-
 def _reidentified(citation: Citation, reveal: Any) -> Citation:
     from dataclasses import replace
 
     return replace(citation, quote=reveal.reidentify(citation.quote))
 
 
-class _StreamedText:
-    """Answer text out of streamed JSON, cut so that no piece splits a placeholder, and
-    re-identified when the principal may see values."""
-
-    def __init__(self, run: _Run) -> None:
-        from rag.llm._stream import AnswerTextExtractor, ReidentifyingStream
-
-        self._json = AnswerTextExtractor(json=True)
-        reveal = run.reveal.reveal if run.reveal is not None else _reveal_nothing
-        self._safe = ReidentifyingStream(reveal)
-        self.emitted = False
-
-    def feed(self, piece: str) -> str:
-        text = self._safe.feed(self._json.feed(piece))
-        self.emitted = self.emitted or bool(text)
-        return text
-
-    def flush(self) -> str:
-        text = self._safe.feed(self._json.flush()) + self._safe.flush()
-        self.emitted = self.emitted or bool(text)
-        return text
-
-
-def _reveal_nothing(placeholders: list[str]) -> dict[str, str]:
-    return {}
-
-
-@dataclass
-class _Privacy:
-    """The privacy parts of the answer stage, or no-ops when privacy is off."""
-
-    guard: Any = None
-    pseudonymizer: Any = None
-    reidentifier: Any = None
-
-    @classmethod
-    def build(cls, settings: Settings, retriever: Retriever) -> _Privacy:
-        if not settings.privacy.enabled:
-            return cls()
-        from rag.privacy._audit import AuditLog
-        from rag.privacy._guard import EgressGuard
-        from rag.privacy._pseudonymize import Pseudonymizer
-        from rag.privacy._reidentify import Reidentifier
-
-        pz = next(
-            (s.pseudonymizer for s in retriever.query_steps if hasattr(s, "pseudonymizer")),
-            None,
-        ) or Pseudonymizer.open(settings)
-        audit = AuditLog.open(settings, pz.keys)
-        return cls(
-            guard=EgressGuard(settings, pz, audit),
-            pseudonymizer=pz,
-            reidentifier=Reidentifier(settings.privacy, pz.vault, audit),
-        )
-
-    def may_reveal(self, principal: Principal) -> bool:
-        return self.reidentifier is not None and self.reidentifier.allowed(principal)
-
-    def guarded(self, request: ChatRequest, provider: str, run: _Run) -> ChatRequest:
-        """The request as it may leave: checked (audited), redacted if so configured."""
-        if self.guard is None:
-            return request
-        result = self.guard.check(
-            request.body(),
-            provider=provider,
-            model=request.model,
-            request_id=request.request_id,
-            tokens=request.prompt_tokens,
-            file_names={_file_name(p.source) for p in run.passages.values()},
-        )
-        if result.action == "redacted":
-            return ChatRequest.from_body(
-                result.body, request_id=request.request_id, prompt_tokens=request.prompt_tokens
-            )
-        return request
-
-    def pseudonymize(self, text: str) -> str:
-        return self.pseudonymizer.pseudonymize_text(text) if self.pseudonymizer else text
+def _sources(run: _Run) -> set[str]:
+    return {p.source for p in run.passages.values()}
