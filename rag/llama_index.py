@@ -52,7 +52,9 @@ from pydantic import PrivateAttr
 from rag._config import EmbeddingSettings, Settings
 from rag._embedding import Embedder, SentenceTransformerEmbedder
 from rag._errors import AccessError, RagError
+from rag._llama_answer import AnswerQueryEngine, answer_response, citation_node
 from rag._llama_filters import translate_filters
+from rag._llama_llm import ChatModelLLM
 from rag._pack import ContextBlock, ContextPacker, PackedContext
 from rag._retrieve import Mode, Principal, Retrieval, Retriever, as_filter
 from rag._types import Chunk, Hit
@@ -65,11 +67,15 @@ _LLM_KEYS = ("source", "pages", "section")
 _BLOCK_NAMESPACE = uuid.UUID("0c8d7f43-3a2e-4e0b-9d55-6f3b8a1e2c71")
 
 __all__ = [
+    "AnswerQueryEngine",
+    "ChatModelLLM",
     "ContextPackerPostprocessor",
     "LlamaIndexEmbedding",
     "SovereignRetriever",
+    "answer_response",
     "block_node",
     "chunk_node",
+    "citation_node",
     "hits_from_nodes",
     "translate_filters",
 ]
