@@ -183,7 +183,9 @@ class Pseudonymizer:
                 if norm and norm not in self._allow:
                     found.append((i, s, e, span.entity, span.source, norm))
         found = drop_common_nouns(found, texts)
-        seeded = [(v.strip(), ent, normalize(v)) for v, ent in seeds]
+        # Trimmed like detected spans, so the vault keeps the same surface: a phone's "+"
+        # stays in the text, outside the placeholder (kept inside, it came back doubled).
+        seeded = [(_trimmed(v), ent, normalize(v)) for v, ent in seeds]
         seeded = [(v, ent, norm) for v, ent, norm in seeded if norm and norm not in self._allow]
         # Parts of the full names in this batch: "Ms Thornbury" next to "Margaret Thornbury"
         # is her, not a new person (unless two full names share the part).
@@ -347,6 +349,11 @@ class _QueryStep:
 
     def __repr__(self) -> str:
         return "pseudonymize-question"
+
+
+def _trimmed(value: str) -> str:
+    start, end = trim_span(value, 0, len(value))
+    return value[start:end] if end > start else value.strip()
 
 
 def _resolve(candidates: list[_Candidate]) -> list[_Candidate]:

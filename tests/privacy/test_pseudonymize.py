@@ -271,3 +271,25 @@ def test_vault_mark_moves_when_values_are_added_after_many_aliases(tmp_path):
     before = pz.vault_mark()
     pz.pseudonymize_text("Mail jane.roe@example.org")  # one more value, no alias
     assert pz.vault_mark() != before
+
+
+def test_a_seeded_phone_keeps_its_plus_sign_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from rag import Principal, load_settings
+    from rag.privacy import AuditLog, Pseudonymizer, Reidentifier, generate_key
+    from rag.testing import FakeDetector
+
+    settings = load_settings(
+        home=tmp_path / "home",
+        privacy={"enabled": True, "key": generate_key(), "ner": "none", "reidentify": ["user:d"]},
+    )
+
+    class Blind(FakeDetector):
+        _PATTERNS = ()  # like a 555 number, which no phone recognizer takes as valid
+
+    pz = Pseudonymizer.open(settings, detector=Blind())
+    cell = "+44 20 5550 0114"  # a table's phone column: seeded from the structure
+    [done] = pz.pseudonymize([f"Travel desk | {cell} |"], seeds=[(cell, "PHONE_NUMBER")])
+    assert cell not in done.text
+    audit = AuditLog.open(settings, pz.keys)
+    back = Reidentifier(settings.privacy, pz.vault, audit).reidentify(done.text, Principal("d"))
+    assert back == f"Travel desk | {cell} |"
