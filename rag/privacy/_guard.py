@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -33,6 +33,10 @@ from rag.privacy._vault import Vault
 #: Finding type of an exact vault match (its entity type is not looked up: that would
 #: need the vault row, and the count is what matters).
 KNOWN_VALUE = "VAULT_VALUE"
+
+
+#: Distinct strings whose pattern findings are remembered (32-byte keys).
+_PATTERN_CACHE = 4096
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,7 @@ class EgressGuard:
         self.audit = audit
         self._allow = frozenset(normalize(v) for v in self.privacy.allow_list)
         self._known = _Ids()
+        self._pattern_cache: OrderedDict[bytes, Counter[str]] = OrderedDict()
 
     @classmethod
     def open(cls, settings: Settings, pseudonymizer: Pseudonymizer | None = None) -> EgressGuard:
@@ -119,15 +124,34 @@ class EgressGuard:
         for name in sorted(set(file_names), key=len, reverse=True):
             if len(name) >= 3:
                 masked = [t.replace(name, "x" * len(name)) for t in masked]
-        # Recognizers of several languages may find the same value: count it once.
+        # Requests repeat most of their strings (system prompt, schema, tools, the earlier
+        # turns of a tool loop): pattern findings are cached by the masked string's hash.
+        keys = [hashlib.sha256(t.encode("utf-8", "surrogatepass")).digest() for t in masked]
+        cache = self._pattern_cache
+        pending = list(dict.fromkeys(k for k in keys if k not in cache))
+        if pending:
+            first = {k: masked[keys.index(k)] for k in pending}
+            for key, counts in zip(pending, self._patterns(list(first.values())), strict=True):
+                cache[key] = counts
+        for key in keys:
+            cache.move_to_end(key)
+            found.update(cache[key])
+        while len(cache) > _PATTERN_CACHE:
+            cache.popitem(last=False)
+        return found
+
+    def _patterns(self, texts: list[str]) -> list[Counter[str]]:
+        """Pattern findings of each text; recognizers of several languages may find the
+        same value: it counts once."""
+        out: list[Counter[str]] = [Counter() for _ in texts]
         seen: set[tuple[int, int, int, str]] = set()
         for language in self.privacy.languages:
-            for i, spans in enumerate(self.detector.detect_patterns(masked, language)):
+            for i, spans in enumerate(self.detector.detect_patterns(texts, language)):
                 for span in spans:
                     if (i, span.start, span.end, span.entity) not in seen:
                         seen.add((i, span.start, span.end, span.entity))
-                        found[span.entity] += 1
-        return found
+                        out[i][span.entity] += 1
+        return out
 
     def check(
         self,
