@@ -155,7 +155,8 @@ class Answer:
     #: Model calls made (turns of the tool loop, plus a repair).
     calls: int = 1
     passages: tuple[Passage, ...] = field(default=(), repr=False)
-    #: Milliseconds spent in ``retrieve``, ``pack``, ``model`` (all calls) and ``tools``.
+    #: Milliseconds spent in ``retrieve``, ``pack``, ``guard`` (the egress guard, every
+    #: request), ``model`` (all calls) and ``tools``.
     timings_ms: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -303,9 +303,7 @@ class Answerer:
     ) -> Generator[AnswerEvent, None, ChatResponse]:
         """One model call (guarded; JSON schema refused → JSON mode once); returns the
         response (via StopIteration) after yielding streamed text."""
-        request = self._privacy.guarded(
-            self._request(run, tool_choice), self.chat.provider, _sources(run)
-        )
+        request = self._guarded(run, tool_choice)
         started = time.perf_counter()
         run.calls += 1
         try:
@@ -318,9 +316,7 @@ class Answerer:
             log.warning("%s refused response_format json_schema; using JSON mode", exc.provider)
             self._schema_refused = True
             run.response_format = {"type": "json_object"}
-            request = self._privacy.guarded(
-                self._request(run, tool_choice), self.chat.provider, _sources(run)
-            )
+            request = self._guarded(run, tool_choice)
             response = yield from self._call(run, request, stream)
         run.timings["model"] = (
             run.timings.get("model", 0.0) + (time.perf_counter() - started) * 1000
@@ -328,6 +324,16 @@ class Answerer:
         run.usage = run.usage + response.usage
         check_finish(response, self.chat.provider, self.settings.llm.answer_tokens)
         return response
+
+    def _guarded(self, run: _Run, tool_choice: str | None) -> ChatRequest:
+        """The next request, through the egress guard (its time is ``timings_ms["guard"]``)."""
+        started = time.perf_counter()
+        sources = {p.source for p in run.passages.values()}
+        request = self._request(run, tool_choice)
+        request = self._privacy.guarded(request, self.chat.provider, sources)
+        spent = (time.perf_counter() - started) * 1000
+        run.timings["guard"] = run.timings.get("guard", 0.0) + spent
+        return request
 
     def _call(
         self, run: _Run, request: ChatRequest, stream: bool
@@ -426,7 +432,3 @@ def _reidentified(citation: Citation, reveal: Any) -> Citation:
     from dataclasses import replace
 
     return replace(citation, quote=reveal.reidentify(citation.quote))
-
-
-def _sources(run: _Run) -> set[str]:
-    return {p.source for p in run.passages.values()}

@@ -71,6 +71,7 @@ def test_grounded_answer_with_checked_citation(llm_settings, corpus_store) -> No
     assert citation.source == "/docs/lease.pdf" and citation.pages == (3,)
     assert answer.provider == "scripted" and answer.calls == 1 and not answer.repaired
     assert answer.usage.total_tokens > 0 and answer.latency_s > 0
+    assert {"retrieve", "pack", "guard", "model"} <= set(answer.timings_ms)
     assert not answer.reidentified  # privacy is off in these tests
     request = chat.requests[0]
     assert request.response_format["type"] == "json_schema"
