@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Collection, Mapping
@@ -35,7 +36,7 @@ from rag.privacy._vault import Vault
 KNOWN_VALUE = "VAULT_VALUE"
 
 
-#: Distinct strings whose pattern findings are remembered (32-byte keys).
+#: Distinct strings whose pattern findings are remembered (20-byte keyed hashes).
 _PATTERN_CACHE = 4096
 
 
@@ -77,6 +78,7 @@ class EgressGuard:
         self._allow = frozenset(normalize(v) for v in self.privacy.allow_list)
         self._known = _Ids()
         self._pattern_cache: OrderedDict[bytes, Counter[str]] = OrderedDict()
+        self._cache_salt = os.urandom(32)
 
     @classmethod
     def open(cls, settings: Settings, pseudonymizer: Pseudonymizer | None = None) -> EgressGuard:
@@ -126,7 +128,12 @@ class EgressGuard:
                 masked = [t.replace(name, "x" * len(name)) for t in masked]
         # Requests repeat most of their strings (system prompt, schema, tools, the earlier
         # turns of a tool loop): pattern findings are cached by the masked string's hash.
-        keys = [hashlib.sha256(t.encode("utf-8", "surrogatepass")).digest() for t in masked]
+        # Keyed with a per-process secret: the cache keys say nothing about the strings.
+        salt = self._cache_salt
+        keys = [
+            hashlib.blake2b(t.encode("utf-8", "surrogatepass"), key=salt, digest_size=20).digest()
+            for t in masked
+        ]
         cache = self._pattern_cache
         pending = list(dict.fromkeys(k for k in keys if k not in cache))
         if pending:
