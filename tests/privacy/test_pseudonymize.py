@@ -10,6 +10,7 @@ import pytest
 
 from rag import AccessError, EgressBlockedError, Principal, load_settings
 from rag.privacy import (
+    KNOWN_VALUE,
     AuditLog,
     EgressGuard,
     PrivacyKeys,
@@ -166,6 +167,20 @@ def test_guard_blocks_pattern_and_vault_values_and_passes_clean_requests(tmp_pat
         guard.check(json.dumps(body("ask margaret THORNBURY")), provider="azure", model="m")
     events = [json.loads(x)["event"] for x in settings.audit_file.read_text().splitlines()]
     assert events == ["llm_request", "egress_blocked", "egress_blocked"]
+
+
+def test_guard_cache_never_hides_a_value_the_vault_learned_later(tmp_path):
+    settings = _settings(tmp_path)
+    pz = _open(settings)
+    guard = EgressGuard(settings, pz, None)
+    body = {"messages": [{"content": "Ask Osgood Pemberton-Vale about the audit."}]}
+    assert guard.check(body, provider="p", model="m").action == "pass"
+    assert guard.check(body, provider="p", model="m").action == "pass"  # cached patterns
+    pz.detector.names["Osgood Pemberton-Vale"] = "PERSON"
+    pz.pseudonymize_text("Osgood Pemberton-Vale signed.")  # the vault learns the name
+    with pytest.raises(EgressBlockedError) as caught:
+        guard.check(body, provider="p", model="m")
+    assert caught.value.findings == {KNOWN_VALUE: 1}
 
 
 def test_guard_redact_mode_sends_a_pseudonymized_body(tmp_path):
