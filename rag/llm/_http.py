@@ -83,24 +83,14 @@ class HttpChatModel:
         """Azure AI serverless: route ``mistral`` posts to ``/v1/chat/completions`` in
         Mistral's dialect; ``inference`` to ``/chat/completions?api-version=`` in OpenAI's."""
         base = endpoint.rstrip("/")
-        if route == "mistral":
-            return cls(
-                provider="azure",
-                model=model,
-                url=f"{base}/v1/chat/completions",
-                dialect="mistral",
-                api_key=api_key,
-                timeout_s=timeout_s,
-                transport=transport,
-            )
-        params = {"api-version": api_version} if api_version else {}
+        native = route == "mistral"
         return cls(
             provider="azure",
             model=model,
-            url=f"{base}/chat/completions",
-            dialect="openai",
+            url=f"{base}/v1/chat/completions" if native else f"{base}/chat/completions",
+            dialect="mistral" if native else "openai",
             api_key=api_key,
-            params=params,
+            params={"api-version": api_version} if api_version and not native else {},
             timeout_s=timeout_s,
             transport=transport,
         )
