@@ -7,7 +7,6 @@ for an allowed principal and not for another; tools get values only when allowed
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +16,7 @@ from planted import THORNBURY, build_planted_corpus, encodings_of
 from ingest import Workspace
 from rag import Principal, load_settings
 from rag.llm import AnswerDelta, AnswerDone, tool
-from rag.privacy import PLACEHOLDER, PrivacyKeys, Vault, generate_key
+from rag.privacy import PLACEHOLDER, PrivacyKeys, Vault, write_key_file
 from rag.privacy._text import normalize
 from rag.testing import FakeEmbedder, MistralSimulator
 
@@ -44,9 +43,7 @@ def world(tmp_path_factory):  # type: ignore[no-untyped-def]
     base = tmp_path_factory.mktemp("answer-e2e")
     corpus = build_planted_corpus(base / "docs")
     key_file = base / "secrets" / "vault.key"
-    key_file.parent.mkdir()
-    key_file.write_text(generate_key())
-    os.chmod(key_file, 0o600)
+    write_key_file(key_file)  # mode 600, outside the home directory
     settings = load_settings(
         home=base / "home",
         ingest={"workers": 1, "embed_group": 16},
